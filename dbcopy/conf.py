@@ -1,0 +1,18 @@
+"""DBCOPY_* settings with their defaults, read lazily so tests can override them."""
+
+from django.conf import settings
+
+DEFAULTS = {
+    # Rows read and written per keyset chunk; one destination transaction per chunk.
+    "CHUNK_SIZE": 2000,
+    # Tables whose destination rows `migrate` itself creates and that are copied by primary key,
+    # replacing what migrate put there (the default Site is example.com with id 1).
+    "SEEDED_MODELS": ("sites.Site",),
+    # Upper bound for one multi-row INSERT, so MySQL's max_allowed_packet never rejects a batch.
+    "MAX_STATEMENT_BYTES": 4 * 1024 * 1024,
+}
+
+
+def get(name):
+    """Return setting DBCOPY_<name>, or its default."""
+    return getattr(settings, f"DBCOPY_{name}", DEFAULTS[name])

@@ -1,0 +1,135 @@
+"""What every vendor shares; each method defaults to Django's own connection machinery."""
+
+from contextlib import contextmanager
+
+from django.core.management.color import no_style
+from django.db import transaction
+
+from .. import conf
+
+
+class Dialect:
+    """Describe and drive one destination or source connection.
+
+    SQL builders (`*_sql`) return lists of statements; `execute()` runs them, so `-v 3` can show them.
+    """
+
+    # Whether a cycle of NOT NULL foreign keys can be copied with checks deferred.
+    can_defer_constraints = False
+    # Whether text containing NUL (\x00) is refused.
+    rejects_nul_in_text = False
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    @property
+    def alias(self):
+        return self.connection.alias
+
+    @property
+    def ops(self):
+        return self.connection.ops
+
+    def quote(self, name):
+        return self.ops.quote_name(name)
+
+    # --- session -------------------------------------------------------------------------------
+
+    def prepare_session(self):
+        """Set session options a faithful copy needs before any write."""
+
+    # --- schema --------------------------------------------------------------------------------
+
+    def table_names(self):
+        """Return the names of the tables in the database."""
+        with self.connection.cursor() as cursor:
+            return set(self.connection.introspection.table_names(cursor))
+
+    def column_names(self, table):
+        """Return the column names of the table."""
+        with self.connection.cursor() as cursor:
+            description = self.connection.introspection.get_table_description(cursor, table)
+        return [column.name for column in description]
+
+    def column_charset(self, table, column):
+        """Return the character set of a text column, where the vendor has per-column charsets."""
+        return None
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def insert_sql(self, table, fields, row_count):
+        """Return one multi-row INSERT for row_count rows of the fields' columns."""
+        columns = ", ".join(self.quote(field.column) for field in fields)
+        placeholder_rows = [["%s"] * len(fields) for _ in range(row_count)]
+        values = self.ops.bulk_insert_sql(fields, placeholder_rows)
+        return f"INSERT INTO {self.quote(table)} ({columns}) {values}"
+
+    def insert_batches(self, fields, rows):
+        """Split rows into batches the backend accepts: its variable limit and a statement-size cap."""
+        limit = max(1, self.ops.bulk_batch_size(list(fields), rows) or len(rows))
+        max_bytes = conf.get("MAX_STATEMENT_BYTES")
+        batch, size = [], 0
+        for row in rows:
+            row_bytes = sum(_approximate_size(value) for value in row)
+            if batch and (len(batch) >= limit or size + row_bytes > max_bytes):
+                yield batch
+                batch, size = [], 0
+            batch.append(row)
+            size += row_bytes
+        if batch:
+            yield batch
+
+    def insert_rows(self, table, fields, rows):
+        """Insert prepared value rows into the table, in as few statements as the backend allows."""
+        with self.connection.cursor() as cursor:
+            for batch in self.insert_batches(fields, rows):
+                sql = self.insert_sql(table, fields, len(batch))
+                cursor.execute(sql, [value for row in batch for value in row])
+
+    def delete_all_sql(self, table):
+        return [f"DELETE FROM {self.quote(table)}"]
+
+    def null_out_sql(self, table, columns):
+        """Return SQL clearing nullable FK columns, so rows that reference each other can be deleted."""
+        if not columns:
+            return []
+        assignments = ", ".join(f"{self.quote(column)} = NULL" for column in columns)
+        return [f"UPDATE {self.quote(table)} SET {assignments}"]
+
+    def sequence_reset_sql(self, models):
+        return self.ops.sequence_reset_sql(no_style(), list(models))
+
+    def execute(self, statements):
+        """Run SQL statements on this connection."""
+        with self.connection.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql)
+
+    # --- constraints ---------------------------------------------------------------------------
+
+    @contextmanager
+    def constraints_deferred(self, tables):
+        """Copy a cycle of NOT NULL foreign keys: defer checks, then verify the tables."""
+        raise NotImplementedError(f"{self.connection.vendor} cannot defer constraint checks")
+        yield  # pragma: no cover
+
+    def check_constraints(self, tables):
+        """Raise IntegrityError if the tables hold rows whose foreign keys point nowhere."""
+        self.connection.check_constraints(table_names=list(tables))
+
+
+@contextmanager
+def atomic_with_deferred_checks(dialect, tables, before=()):
+    """Run the block in one transaction whose FK checks happen at its end (FKs created DEFERRABLE)."""
+    with transaction.atomic(using=dialect.alias):
+        dialect.execute(before)
+        yield
+        dialect.check_constraints(tables)
+
+
+def _approximate_size(value):
+    if value is None:
+        return 4
+    if isinstance(value, (str, bytes, bytearray, memoryview)):
+        return len(value) + 4
+    return 16

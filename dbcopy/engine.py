@@ -1,0 +1,299 @@
+"""Execute a CopyPlan: truncate if asked, copy each step in keyset chunks, fix cycles, reset sequences."""
+
+import re
+import time
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
+
+from django.db import DatabaseError, connections, models, transaction
+from django.db.models import Case, Value, When
+
+from . import conf
+from .dialects import dialect_for
+from .exceptions import CopyError
+from .plan import COPY, REMAP, REPLACE, relation_target
+from .rows import RowReader, RowWriter, Remaps, pk_fields
+
+OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+
+
+@dataclass
+class StepResult:
+    step: object
+    status: str = OK
+    copied: int = 0
+    message: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class CopyResult:
+    results: list
+
+    def for_step(self, step):
+        return next((r for r in self.results if r.step is step), None)
+
+    @property
+    def failed(self):
+        return [r for r in self.results if r.status == FAILED]
+
+
+def _no_progress(event, step, **data):
+    """Ignore progress events (the default when nobody listens)."""
+
+
+def run_plan(plan, chunk_size=None, truncate=False, on_progress=None):
+    """Copy every step of the plan and return one StepResult per step."""
+    return Copier(plan, chunk_size or conf.get("CHUNK_SIZE"), on_progress or _no_progress).run(truncate)
+
+
+class Copier:
+    def __init__(self, plan, chunk_size, on_progress):
+        self.plan, self.chunk_size, self.progress = plan, chunk_size, on_progress
+        self.dialects = {dest: dialect_for(dest) for dest in plan.dests}
+        self.remaps = Remaps()
+        self.results = {}
+        self.broken = {}  # (dest, model) -> label of the failed step it depends on
+
+    # --- the run -------------------------------------------------------------------------------
+
+    def run(self, truncate):
+        for dialect in self.dialects.values():
+            dialect.prepare_session()
+        if truncate:
+            for dest in self.plan.dests:
+                self.truncate(dest)
+        steps = list(self.plan.steps)
+        index = 0
+        while index < len(steps):
+            step = steps[index]
+            if step.group is None:
+                self.run_step(step)
+                index += 1
+                continue
+            group = [s for s in steps[index:] if s.group == step.group]
+            self.run_group(group)
+            index += len(group)
+        for step in steps:
+            if step.deferred_fields and self.results[step].status == OK:
+                self.fill_deferred(step)
+        self.reset_sequences()
+        return CopyResult([self.results[step] for step in steps])
+
+    def run_step(self, step):
+        blocker = self.failed_dependency(step)
+        if blocker:
+            self.results[step] = StepResult(step, SKIPPED, message=f"not copied: it depends on {blocker}, which failed")
+            self.progress("skipped", step, message=self.results[step].message)
+            return
+        self.progress("start", step, total=step.source_rows)
+        result = StepResult(step)
+        self.results[step] = result
+        started = time.monotonic()
+        try:
+            if step.kind == REMAP:
+                result.copied = self.remap(step)
+            else:
+                if step.kind == REPLACE:
+                    self.replace_seeded(step)
+                self.copy_rows(step, result)
+        except CopyError as exc:
+            self.mark_failed(step, result, str(exc))
+        finally:
+            result.seconds = time.monotonic() - started
+        self.progress("finish", step, result=result)
+
+    def run_group(self, group):
+        """Copy a cycle of NOT NULL foreign keys with constraint checks deferred until it is whole."""
+        dialect = self.dialects[group[0].dest]
+        try:
+            with dialect.constraints_deferred([s.table for s in group]):
+                for step in group:
+                    self.run_step(step)
+                failed = [s for s in group if self.results[s].status != OK]
+                if failed:
+                    raise CopyError(failed[0].label, failed[0].dest, reason=self.results[failed[0]].message)
+        except (DatabaseError, CopyError) as exc:
+            labels = ", ".join(s.label for s in group)
+            message = f"the cycle {labels} could not be copied with deferred constraint checks: {_first_line(exc)}"
+            for step in group:
+                self.mark_failed(step, self.results[step], message)
+
+    def mark_failed(self, step, result, message):
+        result.status, result.message = FAILED, message
+        self.broken[(step.dest, step.model)] = step.label
+        self.progress("error", step, message=message)
+
+    def failed_dependency(self, step):
+        for field in step.fields:
+            if field.is_relation and field not in step.deferred_fields:
+                blocker = self.broken.get((step.dest, relation_target(field)))
+                if blocker and relation_target(field) is not step.model:
+                    return blocker
+        return None
+
+    # --- copying rows --------------------------------------------------------------------------
+
+    def copy_rows(self, step, result):
+        reader = RowReader(step.model, step.source, step.fields)
+        writer = RowWriter(step, self.remaps)
+        dialect = self.dialects[step.dest]
+        for rows in reader.chunks(self.chunk_size):
+            prepared = writer.prepare(rows, reader.pk_value)
+            try:
+                with transaction.atomic(using=step.dest):
+                    dialect.insert_rows(step.table, step.fields, prepared)
+            except DatabaseError as exc:
+                self.find_rejected_row(step, reader, rows, prepared, exc, result)
+            result.copied += len(rows)
+            self.progress("chunk", step, rows=len(rows), copied=result.copied)
+
+    def find_rejected_row(self, step, reader, rows, prepared, chunk_error, result):
+        """Insert the failed chunk row by row, keeping the good rows; raise CopyError for the first refused."""
+        dialect = self.dialects[step.dest]
+        for row, values in zip(rows, prepared):
+            try:
+                with transaction.atomic(using=step.dest):
+                    dialect.insert_rows(step.table, step.fields, [values])
+            except DatabaseError as exc:
+                field, reason, fix = explain_rejection(step, dialect, row, exc)
+                raise CopyError(
+                    step.label, step.dest, reader.pk_value(row), field and field.name, reason, fix
+                ) from exc
+            result.copied += 1
+            self.progress("chunk", step, rows=1, copied=result.copied)
+        # Every row went in on its own: the chunk as a whole was refused (size, lock, deadlock).
+        raise CopyError(step.label, step.dest, reason=_first_line(chunk_error), fix="lower --chunk-size and retry")
+
+    def replace_seeded(self, step):
+        """Delete the rows `migrate` put in a seeded table (the default Site) before copying the source's."""
+        dialect = self.dialects[step.dest]
+        with transaction.atomic(using=step.dest):
+            dialect.execute(dialect.delete_all_sql(step.table))
+
+    # --- content types and permissions ---------------------------------------------------------
+
+    def remap(self, step):
+        """Match content types / permissions by natural key, add the missing ones, record id maps."""
+        natural_key = _NATURAL_KEYS[step.model._meta.label_lower]
+        source_rows = natural_key(step.model._base_manager.using(step.source), self.remaps, step, source=True)
+        dest_rows = natural_key(step.model._base_manager.using(step.dest), self.remaps, step, source=False)
+        existing = {key: pk for pk, key, _ in dest_rows}
+        missing = [(key, values) for _, key, values in source_rows if key not in existing]
+        if missing:
+            fields = [step.model._meta.get_field(name) for name in missing[0][1]]
+            connection = connections[step.dest]
+            rows = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values())] for _, values in missing]
+            with transaction.atomic(using=step.dest):
+                self.dialects[step.dest].insert_rows(step.table, fields, rows)
+            dest_rows = natural_key(step.model._base_manager.using(step.dest), self.remaps, step, source=False)
+            existing = {key: pk for pk, key, _ in dest_rows}
+        self.remaps.set(step.dest, step.model, {pk: existing[key] for pk, key, _ in source_rows})
+        return len(missing)
+
+    # --- cycles, truncation, sequences ---------------------------------------------------------
+
+    def fill_deferred(self, step):
+        """Set the nullable FKs that were inserted as NULL, now that the rows they point at exist."""
+        fields = [f for f in step.deferred_fields if not self.broken.get((step.dest, relation_target(f)))]
+        if not fields:
+            return
+        reader = RowReader(step.model, step.source, pk_fields(step.model) + fields)
+        any_set = models.Q()
+        for field in fields:
+            any_set |= models.Q(**{f"{field.attname}__isnull": False})
+        manager = step.model._base_manager.db_manager(step.dest)
+        translators = [self.remaps.translator(step, f) or (lambda v: v) for f in fields]
+        width = len(reader.pk_fields)
+        for rows in reader.chunks(self.chunk_size, extra_filter=any_set):
+            for batch in _batches(rows, _update_batch_size(step.dest, len(fields))):
+                keys = [reader.pk_value(row) for row in batch]
+                updates = {}
+                for i, (field, translate) in enumerate(zip(fields, translators)):
+                    whens = [When(pk=key, then=Value(translate(row[width + i]), output_field=field)) for key, row in zip(keys, batch)]
+                    updates[field.attname] = Case(*whens, output_field=field)
+                # QuerySet.update() sends no signals and leaves auto_now columns alone.
+                with transaction.atomic(using=step.dest):
+                    manager.filter(pk__in=keys).update(**updates)
+
+    def truncate(self, dest):
+        """Delete the destination rows of every planned table, referrers first, in one transaction."""
+        dialect = self.dialects[dest]
+        steps = [s for s in reversed(self.plan.steps_for(dest)) if s.kind != REMAP]
+        with transaction.atomic(using=dest):
+            for step in steps:
+                # MySQL checks FKs row by row, so rows of a cycle are unlinked before they are deleted.
+                columns = [f.column for f in step.deferred_fields]
+                with self.group_context(step, steps):
+                    dialect.execute(dialect.null_out_sql(step.table, columns))
+                    dialect.execute(dialect.delete_all_sql(step.table))
+
+    def group_context(self, step, steps):
+        if step.group is None:
+            return nullcontext()
+        tables = [s.table for s in steps if s.group == step.group]
+        return self.dialects[step.dest].constraints_deferred(tables)
+
+    def reset_sequences(self):
+        for dest, dialect in self.dialects.items():
+            copied = [s.model for s in self.plan.steps_for(dest) if s.kind in (COPY, REPLACE)]
+            statements = dialect.sequence_reset_sql(copied)
+            if statements:
+                with transaction.atomic(using=dest):
+                    dialect.execute(statements)
+
+
+def _content_type_keys(queryset, remaps, step, source):
+    return [(pk, (a, m), {"app_label": a, "model": m}) for pk, a, m in queryset.values_list("pk", "app_label", "model")]
+
+
+def _permission_keys(queryset, remaps, step, source):
+    """Key permissions by (codename, destination content type id)."""
+    content_types = remaps.maps.get((step.dest, relation_target(step.model._meta.get_field("content_type"))), {})
+    keyed = []
+    for pk, name, codename, ct_id in queryset.values_list("pk", "name", "codename", "content_type_id"):
+        dest_ct = content_types.get(ct_id) if source else ct_id
+        keyed.append((pk, (codename, dest_ct), {"name": name, "codename": codename, "content_type": dest_ct}))
+    return keyed
+
+
+_NATURAL_KEYS = {"contenttypes.contenttype": _content_type_keys, "auth.permission": _permission_keys}
+
+
+def _batches(items, size):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _update_batch_size(alias, field_count):
+    # Each row costs two parameters per CASE plus one in the IN list; SQLite allows 999 per query.
+    ops = connections[alias].ops
+    probe = [None] * 1000
+    limit = ops.bulk_batch_size([None] * (2 * field_count + 1), probe) or 1000
+    return max(1, min(500, limit))
+
+
+def _first_line(exc):
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def explain_rejection(step, dialect, row, exc):
+    """Return (field, reason, fix) for a row the destination refused."""
+    for field, value in zip(step.fields, row):
+        if not isinstance(value, str):
+            continue
+        if dialect.rejects_nul_in_text and "\x00" in value:
+            return field, f"the text contains a NUL character (\\x00), which {dialect.connection.display_name} does not store", "remove the NUL characters from the source row"
+        max_length = getattr(field, "max_length", None)
+        if max_length and len(value) > max_length:
+            return field, f"value too long: {len(value)} characters for max_length {max_length}", "widen the column or clean the row"
+        if any(ord(char) > 0xFFFF for char in value):
+            charset = dialect.column_charset(step.table, field.column)
+            if charset and charset.lower() in ("utf8", "utf8mb3"):
+                return field, f"a 4-byte UTF-8 character (such as an emoji) does not fit the column's {charset} character set", f"convert {step.table} to utf8mb4 (ALTER TABLE {step.table} CONVERT TO CHARACTER SET utf8mb4)"
+    message = _first_line(exc)
+    detail = str(exc)
+    for field in step.fields:
+        if re.search(rf"""['"`(]{re.escape(field.column)}['"`)]""", detail):
+            return field, message, "fix the row at the source or the column at the destination"
+    return None, message, "check the row against the destination's constraints"

@@ -1,0 +1,104 @@
+"""`manage.py dbcopy plan|copy|compare`: parse options, confirm, call the library, map outcome → exit."""
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ... import conf
+from ...aliases import describe, resolve_alias, same_database
+from ...engine import run_plan
+from ...exceptions import ConfigError, PlanError, PreflightError
+from ...plan import COPY, REPLACE, build_plan
+from ...preflight import preflight
+from ...reconcile import is_ok, reconcile
+from ...report import Report
+
+SUBCOMMANDS = ("plan", "copy", "compare")
+COPY_ONLY = ("truncate", "append", "chunk_size")
+
+
+class IntermixedParser(CommandParser):
+    """Accept labels and options in any order after the subcommand, as users type them."""
+
+    def parse_args(self, args=None, namespace=None):
+        return self.parse_intermixed_args(args, namespace)
+
+
+class Command(BaseCommand):
+    help = "Copy data between databases in foreign-key order, then reconcile row counts."
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.__class__ = IntermixedParser
+        return parser
+
+    def add_arguments(self, parser):
+        parser.add_argument("subcommand", choices=SUBCOMMANDS, help="plan: show the steps; copy: run them; compare: count both sides")
+        parser.add_argument("labels", nargs="*", metavar="LABEL", help="app_label or app_label.ModelName; none means every model")
+        parser.add_argument("--source", help="alias of settings.DATABASES or a database URL to read from")
+        parser.add_argument("--dest", help="alias or URL to write to; default: router.db_for_write(model) per model")
+        parser.add_argument("-e", "--exclude", action="append", default=[], metavar="LABEL", help="app_label or app_label.ModelName to leave out (repeatable)")
+        parser.add_argument("--chunk-size", type=int, help=f"rows per keyset chunk (default {conf.DEFAULTS['CHUNK_SIZE']})")
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument("--truncate", action="store_true", help="delete destination rows of the planned tables first")
+        mode.add_argument("--append", action="store_true", help="add to destination tables that already hold rows")
+        parser.add_argument("--noinput", "--no-input", action="store_false", dest="interactive", help="do not prompt before deleting rows")
+        parser.add_argument("--report-json", metavar="PATH", help="write the reconciliation as JSON to PATH")
+        parser.add_argument("--include-unmanaged", action="store_true", help="copy models with Meta.managed = False too")
+
+    def handle(self, subcommand, labels, **options):
+        self.report = Report(self.stdout, self.stderr, options["verbosity"], options.get("no_color", False))
+        try:
+            plan = self.build(subcommand, labels, options)
+            if subcommand == "plan":
+                return self.report.plan(plan)
+            require_empty = subcommand == "copy" and not (options["truncate"] or options["append"])
+            preflight(plan, require_empty=require_empty)
+        except (ConfigError, PlanError, PreflightError) as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        if subcommand == "compare":
+            return self.finish(subcommand, plan, reconcile(plan), options)
+        if options["truncate"]:
+            self.confirm(plan, options["interactive"])
+        self.report.say(f"Copying {len(plan.steps)} tables from {describe(plan.source)}…")
+        with self.report.progress() as on_progress:
+            result = run_plan(plan, chunk_size=options["chunk_size"], truncate=options["truncate"], on_progress=on_progress)
+        self.finish(subcommand, plan, reconcile(plan, result), options)
+
+    def build(self, subcommand, labels, options):
+        for option in COPY_ONLY:
+            if subcommand != "copy" and options.get(option):
+                raise ConfigError(f"--{option.replace('_', '-')} applies to `dbcopy copy` only")
+        if options["chunk_size"] is not None and options["chunk_size"] < 1:
+            raise ConfigError("--chunk-size must be a positive number of rows")
+        source = resolve_alias(options["source"], "source")
+        dest = resolve_alias(options["dest"], "dest") if options["dest"] else None
+        if dest and same_database(source, dest):
+            raise ConfigError(f"--source and --dest are the same database ({describe(source)}); choose another destination")
+        return build_plan(source, dest, labels, options["exclude"], options["include_unmanaged"])
+
+    def confirm(self, plan, interactive):
+        """Ask before deleting, naming every destination, as Django's flush does."""
+        if not interactive:
+            return
+        targets = "; ".join(
+            f"{len([s for s in plan.steps_for(d) if s.kind in (COPY, REPLACE)])} tables in {describe(d)}" for d in plan.dests
+        )
+        answer = input(
+            f"This will DELETE all rows of {targets} before copying.\n"
+            "Are you sure you want to do this?\n\n    Type 'yes' to continue, or 'no' to cancel: "
+        )
+        if answer != "yes":
+            raise CommandError("Copy cancelled; nothing was deleted.", returncode=2)
+
+    def finish(self, subcommand, plan, rows, options):
+        self.report.reconciliation(rows)
+        if options["report_json"]:
+            self.report.write_json(options["report_json"], subcommand, plan.source, rows)
+        if is_ok(rows):
+            return
+        failed = [row.model for row in rows if row.status == "failed"]
+        differ = [row.model for row in rows if row.status == "mismatch"]
+        if failed:
+            verb = "Copy" if subcommand == "copy" else "Compare"
+            raise CommandError(f"{verb} failed for {len(failed)} model(s): {', '.join(failed)}", returncode=1)
+        blocked = [row.model for row in rows if row.status == "skipped" and row.reason.startswith("not copied")]
+        raise CommandError(f"Row counts differ for {len(differ + blocked)} model(s): {', '.join(differ + blocked)}", returncode=1)

@@ -1,0 +1,312 @@
+"""Decide what a copy does before anything is written: a read-only CopyPlan of one step per table."""
+
+from dataclasses import dataclass, field as dataclass_field, replace
+
+from django.apps import apps
+from django.db import router
+
+from . import conf
+from .aliases import same_database
+from .dialects import dialect_for
+from .exceptions import PlanError
+from .graph import model_label, order_models
+
+COPY, REMAP, REPLACE = "copy", "remap", "replace"
+
+
+@dataclass(frozen=True)
+class Step:
+    """Copy one concrete table of `model` from `source` to `dest`.
+
+    kind: COPY (rows keep their primary keys), REPLACE (a table `migrate` fills, replaced by the
+    source's rows) or REMAP (content types / permissions matched by natural key, ids translated).
+    """
+
+    model: type
+    source: str
+    dest: str
+    fields: tuple
+    deferred_fields: tuple = ()
+    kind: str = COPY
+    group: int | None = None
+    source_rows: int | None = None
+
+    @property
+    def label(self):
+        return model_label(self.model)
+
+    @property
+    def table(self):
+        return self.model._meta.db_table
+
+    @property
+    def written_fields(self):
+        return self.fields
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A model the plan leaves alone, and why."""
+
+    label: str
+    table: str
+    dest: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class CopyPlan:
+    source: str
+    steps: tuple
+    skipped: tuple = ()
+    warnings: tuple = ()
+    explicit_dest: str | None = None
+    groups: dict = dataclass_field(default_factory=dict)  # group id -> tuple of labels
+
+    @property
+    def dests(self):
+        return tuple(dict.fromkeys(step.dest for step in self.steps))
+
+    def steps_for(self, dest):
+        return [step for step in self.steps if step.dest == dest]
+
+
+# --- choosing models ---------------------------------------------------------------------------
+
+
+def _resolve_labels(labels, option):
+    """Return (app_labels, models) named by 'app_label' / 'app_label.ModelName' labels."""
+    app_labels, models = set(), set()
+    for label in labels:
+        app_label, _, model_name = label.partition(".")
+        try:
+            app_config = apps.get_app_config(app_label)
+        except LookupError:
+            raise PlanError(f"{option} {label!r}: no installed app with label {app_label!r}") from None
+        if not model_name:
+            app_labels.add(app_label)
+            continue
+        try:
+            models.add(app_config.get_model(model_name))
+        except LookupError:
+            raise PlanError(f"{option} {label!r}: app {app_label!r} has no model {model_name!r}") from None
+    return app_labels, models
+
+
+def _matches(model, app_labels, models):
+    owner = model._meta.auto_created  # an auto-created M2M through table belongs to its model
+    return (
+        model._meta.app_label in app_labels
+        or model in models
+        or (owner and (owner in models or owner._meta.app_label in app_labels))
+    )
+
+
+def select_models(labels=(), exclude=()):
+    """Return the installed models (auto-created through tables included) the labels select."""
+    app_labels, models = _resolve_labels(labels, "label")
+    ex_apps, ex_models = _resolve_labels(exclude, "--exclude")
+    chosen = []
+    for model in apps.get_models(include_auto_created=True):
+        if labels and not _matches(model, app_labels, models):
+            continue
+        if _matches(model, ex_apps, ex_models):
+            continue
+        chosen.append(model)
+    return chosen
+
+
+def abstract_models(models):
+    """Return the abstract bases of the models, which have no table to copy."""
+    seen = {}
+    for model in models:
+        for base in model.__mro__[1:]:
+            meta = getattr(base, "_meta", None)
+            if meta is not None and getattr(meta, "abstract", False):
+                seen.setdefault(f"{meta.app_label}.{base.__name__}", base)
+    return seen
+
+
+# --- special models ----------------------------------------------------------------------------
+
+
+def remapped_models():
+    """Return the models whose ids each database assigns itself: matched by natural key, not copied."""
+    found = []
+    if apps.is_installed("django.contrib.contenttypes"):
+        found.append(apps.get_model("contenttypes", "ContentType"))
+    if apps.is_installed("django.contrib.auth"):
+        found.append(apps.get_model("auth", "Permission"))
+    return found
+
+
+def seeded_models():
+    found = []
+    for label in conf.get("SEEDED_MODELS"):
+        try:
+            found.append(apps.get_model(label))
+        except (LookupError, ValueError):
+            continue
+    return found
+
+
+def written_fields(model):
+    """Return the model's own columns that an INSERT writes (generated columns compute themselves)."""
+    return tuple(f for f in model._meta.local_concrete_fields if not getattr(f, "generated", False))
+
+
+def relation_target(field):
+    return field.remote_field.model._meta.concrete_model
+
+
+# --- building the plan -------------------------------------------------------------------------
+
+
+def _skip_reason(model, source, dest, include_unmanaged):
+    meta = model._meta
+    if meta.proxy:
+        return f"proxy model: shares table {meta.db_table} with {model_label(meta.concrete_model)}"
+    if meta.swapped:
+        return f"swapped out for {meta.swapped}"
+    if not meta.managed and not include_unmanaged:
+        return "unmanaged model (Meta.managed = False); pass --include-unmanaged to copy it"
+    if not router.allow_migrate_model(source, model):
+        return f"the database router does not allow it on the source '{source}'"
+    if not router.allow_migrate_model(dest, model):
+        return f"the database router does not allow it on '{dest}'"
+    if same_database(source, dest):
+        return f"its destination '{dest}' is the source database"
+    return None
+
+
+def _destination(model, explicit_dest):
+    return explicit_dest or router.db_for_write(model)
+
+
+def build_plan(source, dest=None, labels=(), exclude=(), include_unmanaged=False, count_rows=True):
+    """Return the CopyPlan that copies the selected models from source to dest (or router choices)."""
+    selected = select_models(labels, exclude)
+    remapped = set(remapped_models())
+    seeded = set(seeded_models())
+    skipped, dest_of = [], {}
+    for model in selected:
+        model_dest = _destination(model, dest)
+        reason = _skip_reason(model, source, model_dest, include_unmanaged)
+        if reason:
+            skipped.append(Skipped(model_label(model), model._meta.db_table, model_dest, reason))
+        else:
+            dest_of[model] = model_dest
+    concrete = {m._meta.concrete_model for m in selected}
+    for label, base in abstract_models(concrete).items():
+        skipped.append(Skipped(label, "", None, "abstract model: has no table of its own"))
+
+    copied = [m for m in dest_of if m not in remapped]
+    remap_dests = _remap_destinations(copied, dest_of, remapped)
+    ordering = order_models(
+        copied + [m for m in remapped if remap_dests.get(m)],
+        can_defer_constraints=lambda group: _can_defer(group, dest_of),
+    )
+    group_of = {m: i for i, group in enumerate(ordering.constraint_groups) for m in group}
+
+    steps = []
+    for model in ordering.models:
+        if model in remapped:
+            for model_dest in remap_dests[model]:
+                steps.append(Step(model, source, model_dest, written_fields(model), kind=REMAP))
+            continue
+        steps.append(
+            Step(
+                model,
+                source,
+                dest_of[model],
+                written_fields(model),
+                deferred_fields=ordering.deferred.get(model, ()),
+                kind=REPLACE if model in seeded else COPY,
+                group=group_of.get(model),
+            )
+        )
+    if count_rows:
+        steps = [_with_count(step) for step in steps]
+    plan_steps = tuple(steps)
+    warnings = tuple(_relation_warnings(plan_steps, dest_of, remapped, source))
+    groups = {i: tuple(model_label(m) for m in g) for i, g in enumerate(ordering.constraint_groups)}
+    return CopyPlan(source, plan_steps, tuple(skipped), warnings, dest, groups)
+
+
+def _remap_destinations(copied, dest_of, remapped):
+    """Return, per remapped model, the destinations whose rows refer to it (or that it is copied to)."""
+    needed = {model: set() for model in remapped}
+    for model in remapped:
+        if model in dest_of:
+            needed[model].add(dest_of[model])
+    for model in copied:
+        for field in written_fields(model):
+            if field.is_relation and relation_target(field) in needed:
+                needed[relation_target(field)].add(dest_of[model])
+    # A permission names its content type, so every permission destination needs the content types.
+    for model in remapped:
+        for field in written_fields(model):
+            if field.is_relation and relation_target(field) in needed:
+                needed[relation_target(field)] |= needed[model]
+    return {model: sorted(dests) for model, dests in needed.items()}
+
+
+def _can_defer(group, dest_of):
+    dests = {dest_of[m] for m in group if m in dest_of}
+    return len(dests) == 1 and dialect_for(dests.pop()).can_defer_constraints
+
+
+def _with_count(step):
+    count = step.model._base_manager.using(step.source).count()
+    return replace(step, source_rows=count)
+
+
+def _relation_warnings(steps, dest_of, remapped, source):
+    """Describe relations whose two ends land in different databases, or whose target isn't copied."""
+    dests_of = {}
+    for step in steps:
+        dests_of.setdefault(step.model, set()).add(step.dest)
+    for step in steps:
+        if step.kind == REMAP:
+            continue
+        for field in step.fields:
+            if not field.is_relation:
+                continue
+            target = relation_target(field)
+            where = f"{step.label}.{field.name} → {model_label(target)}"
+            if target not in dests_of:
+                yield f"{where}: {model_label(target)} is not copied; '{step.dest}' must already hold its rows"
+            elif step.dest not in dests_of[target]:
+                others = ", ".join(sorted(dests_of[target]))
+                yield f"cross-database relation {where}: '{step.dest}' → '{others}'"
+        yield from _generic_relation_warnings(step, dests_of, source)
+
+
+def _generic_relation_warnings(step, dests_of, source):
+    try:
+        from django.contrib.contenttypes.fields import GenericForeignKey
+        from django.contrib.contenttypes.models import ContentType
+    except (ImportError, RuntimeError):
+        return
+    for private in step.model._meta.private_fields:
+        if not isinstance(private, GenericForeignKey):
+            continue
+        ct_field = step.model._meta.get_field(private.ct_field)
+        ct_ids = (
+            step.model._base_manager.using(source)
+            .exclude(**{f"{ct_field.attname}__isnull": True})
+            .values_list(ct_field.attname, flat=True)
+            .distinct()
+        )
+        for ct_id in ct_ids:
+            try:
+                target = ContentType.objects.db_manager(source).get_for_id(ct_id).model_class()
+            except ContentType.DoesNotExist:
+                continue
+            target_dests = dests_of.get(target and target._meta.concrete_model, set())
+            if target is not None and target_dests and step.dest not in target_dests:
+                others = ", ".join(sorted(target_dests))
+                yield (
+                    f"cross-database generic relation {step.label}.{private.name} → {model_label(target)}: "
+                    f"'{step.dest}' → '{others}'"
+                )

@@ -1,0 +1,86 @@
+"""Count every planned table on both sides and say whether it arrived; print nothing."""
+
+from dataclasses import asdict, dataclass
+
+from django.db import DatabaseError
+
+from .aliases import describe
+from .plan import REMAP
+
+OK, MISMATCH, SKIPPED, FAILED = "ok", "mismatch", "skipped", "failed"
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    model: str
+    table: str
+    dest: str | None
+    source_rows: int | None
+    dest_rows: int | None
+    copied_rows: int | None
+    status: str
+    reason: str = ""
+    seconds: float | None = None
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def count(model, alias):
+    return model._base_manager.using(alias).count()
+
+
+def reconcile(plan, result=None):
+    """Return one Reconciliation per step (and per skipped model), comparing row counts."""
+    rows = [_reconcile_step(step, result and result.for_step(step)) for step in plan.steps]
+    rows += [
+        Reconciliation(s.label, s.table, s.dest and describe_dest(s.dest), None, None, None, SKIPPED, s.reason)
+        for s in plan.skipped
+    ]
+    return rows
+
+
+def describe_dest(alias):
+    """Name a destination in reports: its alias, or its masked URL for an alias made from a URL."""
+    text = describe(alias)
+    return alias if text.startswith(f"{alias} (") else text
+
+
+def _reconcile_step(step, step_result):
+    dest = describe_dest(step.dest)
+    copied = step_result.copied if step_result else None
+    seconds = round(step_result.seconds, 3) if step_result else None
+    try:
+        source_rows = count(step.model, step.source)
+        dest_rows = count(step.model, step.dest)
+    except DatabaseError as exc:
+        return Reconciliation(step.label, step.table, dest, None, None, copied, FAILED, f"cannot count rows: {exc}", seconds)
+    if step_result and step_result.status == "failed":
+        return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, FAILED, step_result.message, seconds)
+    if step_result and step_result.status == "skipped":
+        return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, SKIPPED, step_result.message, seconds)
+    if step.kind == REMAP:
+        missing = _missing_natural_keys(step)
+        status = OK if not missing else MISMATCH
+        reason = "matched by natural key; ids translated" if not missing else f"{missing} source rows have no match"
+        return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, status, reason, seconds)
+    status = OK if source_rows == dest_rows else MISMATCH
+    reason = "" if status == OK else f"{source_rows - dest_rows:+d} rows at the source"
+    return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, status, reason, seconds)
+
+
+def _missing_natural_keys(step):
+    """Count source content types / permissions with no row of the same natural key at the destination."""
+    def keys(alias):
+        qs = step.model._base_manager.using(alias)
+        if step.model._meta.label_lower == "auth.permission":
+            return set(qs.values_list("codename", "content_type__app_label", "content_type__model"))
+        return set(qs.values_list("app_label", "model"))
+
+    return len(keys(step.source) - keys(step.dest))
+
+
+def is_ok(rows):
+    return all(row.status in (OK, SKIPPED) for row in rows) and not any(
+        row.status == SKIPPED and row.reason.startswith("not copied") for row in rows
+    )

@@ -1,0 +1,191 @@
+"""Everything dbcopy prints: the plan, progress, the reconciliation table and the JSON report."""
+
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .aliases import describe
+from .plan import REMAP, REPLACE
+from .reconcile import is_ok
+
+STATUS_STYLE = {"ok": "green", "mismatch": "bold red", "failed": "bold red", "skipped": "yellow"}
+
+
+def _stream(wrapper):
+    # Django's OutputWrapper appends a newline to every write(); rich needs the raw stream.
+    return getattr(wrapper, "_out", wrapper)
+
+
+class Report:
+    """Print through the command's stdout/stderr; verbosity 0 errors only, 1 summary, 2 chunks, 3 SQL."""
+
+    def __init__(self, stdout, stderr, verbosity=1, no_color=False):
+        self.verbosity = verbosity
+        out, err = _stream(stdout), _stream(stderr)
+        terminal = hasattr(out, "isatty") and out.isatty()
+        self.console = Console(file=out, no_color=no_color, width=None if terminal else 160, soft_wrap=not terminal)
+        self.errors = Console(file=err, no_color=no_color, width=None if terminal else 160, soft_wrap=True, stderr=True)
+        self.terminal = terminal
+
+    def say(self, text, level=1):
+        if self.verbosity >= level:
+            self.console.print(text, highlight=False)
+
+    def error(self, text):
+        self.errors.print(f"[red]error:[/] {text}", highlight=False, markup=True)
+
+    # --- plan ----------------------------------------------------------------------------------
+
+    def plan(self, plan):
+        """Print the ordered steps, skipped models and warnings."""
+        if self.verbosity < 1:
+            return
+        table = Table(title=f"Plan: copy from {describe(plan.source)}", title_justify="left")
+        for column in ("#", "model", "table", "dest", "source rows", "notes"):
+            table.add_column(column, justify="right" if column in ("#", "source rows") else "left")
+        for number, step in enumerate(plan.steps, 1):
+            table.add_row(str(number), step.label, step.table, _dest_name(step.dest), _num(step.source_rows), _notes(step, plan))
+        self.console.print(table)
+        for skipped in plan.skipped:
+            where = f" (→ '{skipped.dest}')" if skipped.dest else ""
+            self.say(f"[yellow]skipped[/] {skipped.label}{where}: {skipped.reason}")
+        for warning in plan.warnings:
+            self.say(f"[yellow]warning:[/] {warning}")
+        total = sum(step.source_rows or 0 for step in plan.steps)
+        dests = ", ".join(f"'{_dest_name(d)}'" for d in plan.dests) or "no destination"
+        self.say(f"{len(plan.steps)} steps, {total} rows at the source, into {dests}; "
+                 f"{len(plan.skipped)} models skipped, {len(plan.warnings)} warnings.")
+
+    # --- progress ------------------------------------------------------------------------------
+
+    def progress(self):
+        """Return a context manager yielding the on_progress callback for run_plan()."""
+        if self.verbosity >= 1 and self.terminal:
+            return _RichProgress(self)
+        return _PlainProgress(self)
+
+    # --- results -------------------------------------------------------------------------------
+
+    def reconciliation(self, rows, title="Reconciliation"):
+        if self.verbosity < 1:
+            for row in rows:
+                if row.status in ("failed", "mismatch"):
+                    self.error(f"{row.model} ({row.table}): {row.status} — {row.reason}")
+            return
+        table = Table(title=title, title_justify="left")
+        for column in ("model", "dest", "source", "dest rows", "copied", "status", "reason"):
+            table.add_column(column, justify="right" if column in ("source", "dest rows", "copied") else "left")
+        for row in rows:
+            if row.status == "skipped" and row.source_rows is None and self.verbosity < 2:
+                continue  # models skipped by the plan were listed there; -v 2 shows them again
+            style = STATUS_STYLE.get(row.status, "")
+            table.add_row(row.model, row.dest or "", _num(row.source_rows), _num(row.dest_rows), _num(row.copied_rows),
+                          f"[{style}]{row.status}[/]", row.reason)
+        self.console.print(table)
+        counts = {}
+        for row in rows:
+            counts[row.status] = counts.get(row.status, 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        verdict = "[green]All planned tables reconcile.[/]" if is_ok(rows) else "[bold red]Tables differ.[/]"
+        self.say(f"{verdict} ({summary})")
+
+    def write_json(self, path, command, source, rows):
+        document = {
+            "command": command,
+            "ok": is_ok(rows),
+            "source": describe(source),
+            "models": [row.as_dict() for row in rows],
+        }
+        Path(path).write_text(json.dumps(document, indent=2, default=str) + "\n")
+        self.say(f"Report written to {path}", level=2)
+
+
+def _dest_name(alias):
+    from .reconcile import describe_dest
+
+    return describe_dest(alias)
+
+
+def _num(value):
+    return "" if value is None else f"{value:,}"
+
+
+def _notes(step, plan):
+    notes = []
+    if step.kind == REMAP:
+        notes.append("match by natural key, translate ids")
+    if step.kind == REPLACE:
+        notes.append("replaces the rows migrate created")
+    if step.deferred_fields:
+        notes.append("deferred FK: " + ", ".join(f.name for f in step.deferred_fields))
+    if step.group is not None:
+        notes.append("FK checks deferred for cycle: " + ", ".join(plan.groups[step.group]))
+    return "; ".join(notes)
+
+
+class _PlainProgress:
+    """Log lines for pipes and files: one per step, one per chunk at -v 2."""
+
+    def __init__(self, report):
+        self.report = report
+        self.started = {}
+
+    def __enter__(self):
+        return self.on_progress
+
+    def __exit__(self, *exc):
+        return False
+
+    def on_progress(self, event, step, **data):
+        report = self.report
+        if event == "start":
+            self.started[step] = time.monotonic()
+            report.say(f"Copying {step.label} → '{_dest_name(step.dest)}' ({_num(data.get('total'))} rows)", level=2)
+        elif event == "chunk":
+            report.say(f"  {step.label}: {_num(data['copied'])} rows", level=2)
+        elif event == "finish":
+            result = data["result"]
+            rate = result.copied / result.seconds if result.seconds > 0 else 0
+            report.say(f"copied {step.label} → '{_dest_name(step.dest)}': {result.copied:,} rows in "
+                       f"{result.seconds:.2f} s ({rate:,.0f} rows/s)")
+        elif event == "error":
+            report.error(data["message"])
+        elif event == "skipped":
+            report.say(f"[yellow]skipped[/] {step.label}: {data['message']}")
+
+
+class _RichProgress(_PlainProgress):
+    """A progress bar per step with rows, rows/s and ETA, for a terminal."""
+
+    def __enter__(self):
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} rows/s"),
+            TimeRemainingColumn(),
+            console=self.report.console,
+        )
+        self.bars.__enter__()
+        self.tasks = {}
+        return self.on_progress
+
+    def __exit__(self, *exc):
+        return self.bars.__exit__(*exc)
+
+    def on_progress(self, event, step, **data):
+        if event == "start":
+            self.started[step] = time.monotonic()
+            self.tasks[step] = self.bars.add_task(f"{step.label} → {_dest_name(step.dest)}", total=data.get("total") or 0, rate="–")
+        elif event == "chunk" and step in self.tasks:
+            elapsed = max(time.monotonic() - self.started[step], 1e-6)
+            self.bars.update(self.tasks[step], completed=data["copied"], rate=f"{data['copied'] / elapsed:,.0f}")
+        elif event == "finish" and step in self.tasks:
+            result = data["result"]
+            self.bars.update(self.tasks[step], completed=result.copied, total=max(result.copied, data.get("total") or 0))
+        elif event in ("error", "skipped"):
+            super().on_progress(event, step, **data)
