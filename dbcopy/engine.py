@@ -10,11 +10,13 @@ from django.db.models import Case, Value, When
 
 from . import conf
 from .dialects import dialect_for
-from .exceptions import CopyError
+from .exceptions import CopyError, DbcopyError
 from .plan import COPY, REMAP, REPLACE, relation_target
 from .rows import RowReader, RowWriter, Remaps, pk_fields
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+# Drivers refuse some values before the server sees them (psycopg2: ValueError for NUL characters).
+WRITE_ERRORS = (DatabaseError, ValueError, TypeError)
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Copier:
         blocker = self.failed_dependency(step)
         if blocker:
             self.results[step] = StepResult(step, SKIPPED, message=f"not copied: it depends on {blocker}, which failed")
+            self.broken[(step.dest, step.model)] = blocker
             self.progress("skipped", step, message=self.results[step].message)
             return
         self.progress("start", step, total=step.source_rows)
@@ -143,7 +146,7 @@ class Copier:
             try:
                 with transaction.atomic(using=step.dest):
                     dialect.insert_rows(step.table, step.fields, prepared)
-            except DatabaseError as exc:
+            except WRITE_ERRORS as exc:
                 self.find_rejected_row(step, reader, rows, prepared, exc, result)
             result.copied += len(rows)
             self.progress("chunk", step, rows=len(rows), copied=result.copied)
@@ -155,7 +158,7 @@ class Copier:
             try:
                 with transaction.atomic(using=step.dest):
                     dialect.insert_rows(step.table, step.fields, [values])
-            except DatabaseError as exc:
+            except WRITE_ERRORS as exc:
                 field, reason, fix = explain_rejection(step, dialect, row, exc)
                 raise CopyError(
                     step.label, step.dest, reader.pk_value(row), field and field.name, reason, fix
@@ -220,13 +223,18 @@ class Copier:
         """Delete the destination rows of every planned table, referrers first, in one transaction."""
         dialect = self.dialects[dest]
         steps = [s for s in reversed(self.plan.steps_for(dest)) if s.kind != REMAP]
-        with transaction.atomic(using=dest):
-            for step in steps:
-                # MySQL checks FKs row by row, so rows of a cycle are unlinked before they are deleted.
-                columns = [f.column for f in step.deferred_fields]
-                with self.group_context(step, steps):
-                    dialect.execute(dialect.null_out_sql(step.table, columns))
-                    dialect.execute(dialect.delete_all_sql(step.table))
+        try:
+            with transaction.atomic(using=dest):
+                for step in steps:
+                    # MySQL checks FKs row by row, so rows of a cycle are unlinked before they are deleted.
+                    columns = [f.column for f in step.deferred_fields]
+                    with self.group_context(step, steps):
+                        dialect.execute(dialect.null_out_sql(step.table, columns))
+                        dialect.execute(dialect.delete_all_sql(step.table))
+        except DatabaseError as exc:
+            raise DbcopyError(
+                f"--truncate could not empty the planned tables of '{dest}' and deleted nothing: {_first_line(exc)}"
+            ) from exc
 
     def group_context(self, step, steps):
         if step.group is None:
@@ -292,8 +300,17 @@ def explain_rejection(step, dialect, row, exc):
             if charset and charset.lower() in ("utf8", "utf8mb3"):
                 return field, f"a 4-byte UTF-8 character (such as an emoji) does not fit the column's {charset} character set", f"convert {step.table} to utf8mb4 (ALTER TABLE {step.table} CONVERT TO CHARACTER SET utf8mb4)"
     message = _first_line(exc)
-    detail = str(exc)
-    for field in step.fields:
-        if re.search(rf"""['"`(]{re.escape(field.column)}['"`)]""", detail):
-            return field, message, "fix the row at the source or the column at the destination"
+    field = _first_named_field(step.fields, str(exc))
+    if field is not None:
+        return field, message, "fix the row at the source or the column at the destination"
     return None, message, "check the row against the destination's constraints"
+
+
+def _first_named_field(fields, detail):
+    """Return the field whose column the error message names first (the FK column before its target)."""
+    found = []
+    for field in fields:
+        match = re.search(rf"""['"`(]{re.escape(field.column)}['"`)]""", detail)
+        if match:
+            found.append((match.start(), field))
+    return min(found, key=lambda item: item[0])[1] if found else None

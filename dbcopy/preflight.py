@@ -1,11 +1,13 @@
 """Check, before any write, that source and destination are ready; collect every problem at once."""
 
+from django.apps import apps
 from django.db import DatabaseError, connections
 
 from .aliases import describe
 from .dialects import dialect_for
 from .exceptions import PreflightError
-from .plan import COPY, REMAP
+from .graph import model_label
+from .plan import COPY, REMAP, relation_target
 
 
 def check_connections(aliases):
@@ -70,7 +72,30 @@ def occupied_tables(plan):
     return found
 
 
-def preflight(plan, require_empty):
+def truncate_blockers(plan):
+    """Return problems for unplanned destination tables with rows that refer to tables --truncate empties."""
+    problems = []
+    for dest in plan.dests:
+        emptied = {s.model for s in plan.steps_for(dest) if s.kind != REMAP}
+        tables = dialect_for(dest).table_names()
+        for model in apps.get_models(include_auto_created=True):
+            meta = model._meta
+            if model in emptied or meta.proxy or meta.db_table not in tables:
+                continue
+            targets = {
+                relation_target(f) for f in meta.local_concrete_fields if f.is_relation and relation_target(f) in emptied
+            }
+            if targets and model._base_manager.using(dest).exists():
+                names = ", ".join(sorted(model_label(t) for t in targets))
+                problems.append(
+                    f"--truncate would empty {names} in '{dest}', but {model_label(model)} ({meta.db_table}), "
+                    f"which is not in the plan, has rows that refer to it: add {model_label(model)} to the labels "
+                    f"or empty it first"
+                )
+    return problems
+
+
+def preflight(plan, require_empty, truncate=False):
     """Raise PreflightError listing every problem that would make the copy fail or lose data."""
     aliases = [plan.source, *plan.dests]
     problems = check_connections(aliases)
@@ -78,6 +103,8 @@ def preflight(plan, require_empty):
         raise PreflightError(problems)
     try:
         problems = check_schema(plan, "source") + check_schema(plan, "dest")
+        if not problems and truncate:
+            problems += truncate_blockers(plan)
         if not problems and require_empty:
             occupied = occupied_tables(plan)
             if occupied:

@@ -73,7 +73,7 @@ class Report:
     def reconciliation(self, rows, title="Reconciliation"):
         if self.verbosity < 1:
             for row in rows:
-                if row.status in ("failed", "mismatch"):
+                if row.status == "mismatch":  # failures were reported as they happened
                     self.error(f"{row.model} ({row.table}): {row.status} — {row.reason}")
             return
         table = Table(title=title, title_justify="left")
@@ -149,6 +149,9 @@ class _PlainProgress:
             report.say(f"  {step.label}: {_num(data['copied'])} rows", level=2)
         elif event == "finish":
             result = data["result"]
+            if result.status != "ok":
+                report.say(f"[red]{result.status}[/] {step.label} → '{_dest_name(step.dest)}' after {result.copied:,} rows")
+                return
             rate = result.copied / result.seconds if result.seconds > 0 else 0
             report.say(f"copied {step.label} → '{_dest_name(step.dest)}': {result.copied:,} rows in "
                        f"{result.seconds:.2f} s ({rate:,.0f} rows/s)")

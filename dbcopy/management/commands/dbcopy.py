@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ... import conf
 from ...aliases import describe, resolve_alias, same_database
 from ...engine import run_plan
-from ...exceptions import ConfigError, PlanError, PreflightError
+from ...exceptions import DbcopyError, ConfigError, PlanError, PreflightError
 from ...plan import COPY, REPLACE, build_plan
 from ...preflight import preflight
 from ...reconcile import is_ok, reconcile
@@ -51,7 +51,7 @@ class Command(BaseCommand):
             if subcommand == "plan":
                 return self.report.plan(plan)
             require_empty = subcommand == "copy" and not (options["truncate"] or options["append"])
-            preflight(plan, require_empty=require_empty)
+            preflight(plan, require_empty=require_empty, truncate=options["truncate"])
         except (ConfigError, PlanError, PreflightError) as exc:
             raise CommandError(str(exc), returncode=2) from None
         if subcommand == "compare":
@@ -59,8 +59,11 @@ class Command(BaseCommand):
         if options["truncate"]:
             self.confirm(plan, options["interactive"])
         self.report.say(f"Copying {len(plan.steps)} tables from {describe(plan.source)}…")
-        with self.report.progress() as on_progress:
-            result = run_plan(plan, chunk_size=options["chunk_size"], truncate=options["truncate"], on_progress=on_progress)
+        try:
+            with self.report.progress() as on_progress:
+                result = run_plan(plan, chunk_size=options["chunk_size"], truncate=options["truncate"], on_progress=on_progress)
+        except DbcopyError as exc:
+            raise CommandError(str(exc), returncode=1) from None
         self.finish(subcommand, plan, reconcile(plan, result), options)
 
     def build(self, subcommand, labels, options):
