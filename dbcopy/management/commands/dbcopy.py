@@ -1,6 +1,10 @@
 """`manage.py dbcopy plan|copy|compare`: parse options, confirm, call the library, map outcome → exit."""
 
+import logging
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django.db import connections
 
 from ... import conf
 from ...aliases import describe, resolve_alias, same_database
@@ -54,6 +58,8 @@ class Command(BaseCommand):
             preflight(plan, require_empty=require_empty, truncate=options["truncate"])
         except (ConfigError, PlanError, PreflightError) as exc:
             raise CommandError(str(exc), returncode=2) from None
+        if options["verbosity"] >= 3:
+            self.show_sql(plan)
         if subcommand == "compare":
             return self.finish(subcommand, plan, reconcile(plan), options)
         if options["truncate"]:
@@ -77,6 +83,16 @@ class Command(BaseCommand):
         if dest and same_database(source, dest):
             raise ConfigError(f"--source and --dest are the same database ({describe(source)}); choose another destination")
         return build_plan(source, dest, labels, options["exclude"], options["include_unmanaged"])
+
+    def show_sql(self, plan):
+        """Print every statement sent to the planned databases (Django's own query logging)."""
+        handler = logging.StreamHandler(self.stdout)
+        handler.setFormatter(logging.Formatter("  SQL [%(alias)s] %(sql)s"))
+        logger = logging.getLogger("django.db.backends")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        for alias in {plan.source, *plan.dests}:
+            connections[alias].force_debug_cursor = True
 
     def confirm(self, plan, interactive):
         """Ask before deleting, naming every destination, as Django's flush does."""
