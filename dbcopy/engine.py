@@ -2,7 +2,7 @@
 
 import re
 import time
-from contextlib import ExitStack, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.db import DatabaseError, connections, models, transaction
@@ -66,16 +66,11 @@ class Copier:
             for dest in self.plan.dests:
                 self.truncate(dest)
         steps = list(self.plan.steps)
-        index = 0
-        while index < len(steps):
-            step = steps[index]
-            if step.group is None:
-                self.run_step(step)
-                index += 1
-                continue
-            group = [s for s in steps[index:] if s.group == step.group]
-            self.run_group(group)
-            index += len(group)
+        for unit in _units(steps):
+            if unit[0].group is None:
+                self.run_step(unit[0])
+            else:
+                self.run_group(unit)
         for step in steps:
             if step.deferred_fields and self.results[step].status == OK:
                 self.fill_deferred(step)
@@ -225,22 +220,22 @@ class Copier:
         steps = [s for s in reversed(self.plan.steps_for(dest)) if s.kind != REMAP]
         try:
             with transaction.atomic(using=dest):
-                for step in steps:
-                    # MySQL checks FKs row by row, so rows of a cycle are unlinked before they are deleted.
-                    columns = [f.column for f in step.deferred_fields]
-                    with self.group_context(step, steps):
-                        dialect.execute(dialect.null_out_sql(step.table, columns))
-                        dialect.execute(dialect.delete_all_sql(step.table))
+                for unit in _units(steps):
+                    with self.group_context(unit):
+                        for step in unit:
+                            # MySQL checks FKs row by row: unlink rows of a cycle before deleting them.
+                            columns = [f.column for f in step.deferred_fields]
+                            dialect.execute(dialect.null_out_sql(step.table, columns))
+                            dialect.execute(dialect.delete_all_sql(step.table))
         except DatabaseError as exc:
             raise DbcopyError(
                 f"--truncate could not empty the planned tables of '{dest}' and deleted nothing: {_first_line(exc)}"
             ) from exc
 
-    def group_context(self, step, steps):
-        if step.group is None:
+    def group_context(self, unit):
+        if unit[0].group is None:
             return nullcontext()
-        tables = [s.table for s in steps if s.group == step.group]
-        return self.dialects[step.dest].constraints_deferred(tables)
+        return self.dialects[unit[0].dest].constraints_deferred([s.table for s in unit])
 
     def reset_sequences(self):
         for dest, dialect in self.dialects.items():
@@ -249,6 +244,17 @@ class Copier:
             if statements:
                 with transaction.atomic(using=dest):
                     dialect.execute(statements)
+
+
+def _units(steps):
+    """Split steps into runs to execute together: a constraint group, or a single step."""
+    units = []
+    for step in steps:
+        if units and step.group is not None and units[-1][0].group == step.group:
+            units[-1].append(step)
+        else:
+            units.append([step])
+    return units
 
 
 def _content_type_keys(queryset, remaps, step, source):
