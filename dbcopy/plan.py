@@ -123,7 +123,9 @@ def abstract_models(models):
         for base in model.__mro__[1:]:
             meta = getattr(base, "_meta", None)
             if meta is not None and getattr(meta, "abstract", False):
-                seen.setdefault(f"{meta.app_label}.{base.__name__}", base)
+                # An abstract base outside any app (a shared mixin module) has no app_label.
+                owner = meta.app_label or base.__module__
+                seen.setdefault(f"{owner}.{base.__name__}", base)
     return seen
 
 
