@@ -189,6 +189,9 @@ class _RichProgress(_PlainProgress):
             self.bars.update(self.tasks[step], completed=data["copied"], rate=f"{data['copied'] / elapsed:,.0f}")
         elif event == "finish" and step in self.tasks:
             result = data["result"]
-            self.bars.update(self.tasks[step], completed=result.copied, total=max(result.copied, data.get("total") or 0))
+            total = step.source_rows or 0
+            # A remap step matches rows rather than copying them: show it as complete.
+            done = total if step.kind == REMAP else result.copied
+            self.bars.update(self.tasks[step], completed=done, total=max(done, total))
         elif event in ("error", "skipped"):
             super().on_progress(event, step, **data)
