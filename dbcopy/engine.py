@@ -2,6 +2,7 @@
 
 import re
 import time
+from decimal import Decimal
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from . import conf
 from .dialects import dialect_for
 from .exceptions import CopyError, DbcopyError
 from .plan import COPY, REMAP, REPLACE, relation_target
-from .rows import RowReader, RowWriter, Remaps, pk_fields
+from .rows import RowReader, RowWriter, Remaps, is_json, pk_fields
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 # Drivers refuse some values before the server sees them (psycopg2: ValueError for NUL characters).
@@ -26,6 +27,7 @@ class StepResult:
     copied: int = 0
     message: str = ""
     seconds: float = 0.0
+    dest_rows_before: int = 0  # rows the destination table already held (--append)
 
 
 @dataclass
@@ -94,6 +96,7 @@ class Copier:
             else:
                 if step.kind == REPLACE:
                     self.replace_seeded(step)
+                result.dest_rows_before = step.model._base_manager.using(step.dest).count()
                 self.copy_rows(step, result)
         except CopyError as exc:
             self.mark_failed(step, result, str(exc))
@@ -154,7 +157,7 @@ class Copier:
                 with transaction.atomic(using=step.dest):
                     dialect.insert_rows(step.table, step.fields, [values])
             except WRITE_ERRORS as exc:
-                field, reason, fix = explain_rejection(step, dialect, row, exc)
+                field, reason, fix = explain_rejection(step, dialect, row, values, exc)
                 raise CopyError(
                     step.label, step.dest, reader.pk_value(row), field and field.name, reason, fix
                 ) from exc
@@ -220,12 +223,12 @@ class Copier:
         steps = [s for s in reversed(self.plan.steps_for(dest)) if s.kind != REMAP]
         try:
             with transaction.atomic(using=dest):
+                # MySQL checks FKs row by row: unlink the rows of every cycle before deleting any of them.
+                for step in steps:
+                    dialect.execute(dialect.null_out_sql(step.table, [f.column for f in step.deferred_fields]))
                 for unit in _units(steps):
                     with self.group_context(unit):
                         for step in unit:
-                            # MySQL checks FKs row by row: unlink rows of a cycle before deleting them.
-                            columns = [f.column for f in step.deferred_fields]
-                            dialect.execute(dialect.null_out_sql(step.table, columns))
                             dialect.execute(dialect.delete_all_sql(step.table))
         except DatabaseError as exc:
             raise DbcopyError(
@@ -291,25 +294,59 @@ def _first_line(exc):
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def explain_rejection(step, dialect, row, exc):
-    """Return (field, reason, fix) for a row the destination refused."""
-    for field, value in zip(step.fields, row):
-        if not isinstance(value, str):
-            continue
-        if dialect.rejects_nul_in_text and "\x00" in value:
-            return field, f"the text contains a NUL character (\\x00), which {dialect.connection.display_name} does not store", "remove the NUL characters from the source row"
-        max_length = getattr(field, "max_length", None)
-        if max_length and len(value) > max_length:
-            return field, f"value too long: {len(value)} characters for max_length {max_length}", "widen the column or clean the row"
-        if any(ord(char) > 0xFFFF for char in value):
-            charset = dialect.column_charset(step.table, field.column)
-            if charset and charset.lower() in ("utf8", "utf8mb3"):
-                return field, f"a 4-byte UTF-8 character (such as an emoji) does not fit the column's {charset} character set", f"convert {step.table} to utf8mb4 (ALTER TABLE {step.table} CONVERT TO CHARACTER SET utf8mb4)"
+def explain_rejection(step, dialect, row, prepared, exc):
+    """Return (field, reason, fix) for a row the destination refused.
+
+    Check the values the usual suspects first (the database's message often names no column), then
+    look for a column named in the message itself.
+    """
+    for field, value, stored in zip(step.fields, row, prepared):
+        for candidate in (value, stored):  # a custom field's value is an object until it is prepared
+            found = _value_problem(step, dialect, field, candidate)
+            if found:
+                return (field, *found)
     message = _first_line(exc)
-    field = _first_named_field(step.fields, str(exc))
+    # PostgreSQL's CONTEXT quotes the data itself, which can look like any column name.
+    detail = str(exc).split("CONTEXT:")[0]
+    field = _first_named_field(step.fields, detail)
     if field is not None:
         return field, message, "fix the row at the source or the column at the destination"
     return None, message, "check the row against the destination's constraints"
+
+
+def _value_problem(step, dialect, field, value):
+    """Return (reason, fix) if the value breaks a rule of the destination column, else None."""
+    vendor = dialect.connection.display_name
+    if isinstance(value, str):
+        if dialect.rejects_nul_in_text and ("\x00" in value or (is_json(field) and "\\u0000" in value)):
+            return (f"the text contains a NUL character (\\x00), which {vendor} does not store",
+                    "remove the NUL characters from the source row")
+        max_length = getattr(field, "max_length", None)
+        if max_length and len(value) > max_length:
+            return (f"value too long: {len(value)} characters for max_length {max_length}",
+                    "widen the column or clean the row")
+        if any(ord(char) > 0xFFFF for char in value):
+            charset = dialect.column_charset(step.table, field.column)
+            if charset and charset.lower() in ("utf8", "utf8mb3"):
+                return (f"a 4-byte UTF-8 character (such as an emoji) does not fit the column's {charset} "
+                        "character set",
+                        f"convert {step.table} to utf8mb4 (ALTER TABLE {step.table} CONVERT TO CHARACTER SET utf8mb4)")
+    if isinstance(value, int) and not isinstance(value, bool):
+        internal_type = field.get_internal_type()
+        try:
+            low, high = dialect.ops.integer_field_range(internal_type)
+        except KeyError:
+            return None
+        if (low is not None and value < low) or (high is not None and value > high):
+            return (f"{value} is out of range for {internal_type} on {vendor} ({low} to {high})",
+                    "use a wider integer field or clean the row")
+    if isinstance(value, Decimal) and getattr(field, "max_digits", None) and value.is_finite():
+        whole_digits = max(value.adjusted() + 1, 0)
+        if whole_digits > field.max_digits - field.decimal_places:
+            return (f"{value} has more than {field.max_digits - field.decimal_places} digits before the decimal "
+                    f"point (max_digits={field.max_digits}, decimal_places={field.decimal_places})",
+                    "widen the column or clean the row")
+    return None
 
 
 def _first_named_field(fields, detail):

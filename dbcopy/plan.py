@@ -172,8 +172,6 @@ def _skip_reason(model, source, dest, include_unmanaged):
         return f"swapped out for {meta.swapped}"
     if not meta.managed and not include_unmanaged:
         return "unmanaged model (Meta.managed = False); pass --include-unmanaged to copy it"
-    if not router.allow_migrate_model(source, model):
-        return f"the database router does not allow it on the source '{source}'"
     if not router.allow_migrate_model(dest, model):
         return f"the database router does not allow it on '{dest}'"
     if same_database(source, dest):

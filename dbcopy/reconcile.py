@@ -21,6 +21,7 @@ class Reconciliation:
     status: str
     reason: str = ""
     seconds: float | None = None
+    dest_rows_before: int | None = None
 
     def as_dict(self):
         return asdict(self)
@@ -64,9 +65,14 @@ def _reconcile_step(step, step_result):
         status = OK if not missing else MISMATCH
         reason = "matched by natural key; ids translated" if not missing else f"{missing} source rows have no match"
         return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, status, reason, seconds)
-    status = OK if source_rows == dest_rows else MISMATCH
-    reason = "" if status == OK else f"{source_rows - dest_rows:+d} rows at the source"
-    return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, status, reason, seconds)
+    before = step_result.dest_rows_before if step_result else 0
+    expected = source_rows + before
+    status = OK if dest_rows == expected else MISMATCH
+    if status == OK:
+        reason = f"{before:,} rows were already there (--append)" if before else ""
+    else:
+        reason = f"expected {expected:,}" + (f" ({source_rows:,} copied + {before:,} already there)" if before else "")
+    return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, status, reason, seconds, before)
 
 
 def _missing_natural_keys(step):

@@ -1,5 +1,6 @@
 """Read a table's rows in keyset chunks and turn them into values the destination stores unchanged."""
 
+from django.core.exceptions import ValidationError
 from django.db import connections, models
 from django.db.models.functions import Cast
 
@@ -95,7 +96,22 @@ class RowWriter:
                 raise CopyError(
                     self.step.label, self.step.dest, pk_of(row), exc.field.name, exc.reason, exc.fix
                 ) from None
+            except (ValueError, TypeError, ValidationError) as exc:
+                field = self._refusing_field(row)
+                raise CopyError(
+                    self.step.label, self.step.dest, pk_of(row), field and field.name,
+                    f"the destination backend refuses the value: {exc}", "clean the row at the source",
+                ) from exc
         return prepared
+
+    def _refusing_field(self, row):
+        """Return the field whose value cannot be prepared for the destination."""
+        for field, prepare, value in zip(self.step.fields, self.preparers, row):
+            try:
+                prepare(value)
+            except (ValueError, TypeError, ValidationError, RemapError):
+                return field
+        return None
 
 
 class RemapError(Exception):

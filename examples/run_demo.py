@@ -12,6 +12,7 @@ Every step is a real `manage.py` command, printed before it runs; the first one 
 stops the demo with its exit status.
 """
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -73,7 +74,9 @@ def manage(*args):
     step_started = time.monotonic()
     # No pipes: the command writes straight to this terminal, so its output streams
     # and its colours and width match what the user would see running it by hand.
-    status = subprocess.run([sys.executable, "manage.py", *args], cwd=EXAMPLES_DIR).returncode
+    # The demo's own settings, whatever DJANGO_SETTINGS_MODULE the caller's shell exports.
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tradingplatform.settings"}
+    status = subprocess.run([sys.executable, "manage.py", *args], cwd=EXAMPLES_DIR, env=env).returncode
     if status != 0:
         print(f"\nDemo stopped: `manage.py {' '.join(args)}` exited with status {status}.", file=sys.stderr)
         sys.exit(status)

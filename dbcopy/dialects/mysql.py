@@ -16,9 +16,13 @@ class MySQLDialect(Dialect):
             ["SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_TRANS_TABLES', "
              "'NO_AUTO_VALUE_ON_ZERO')"]
         )
-        # Django caches the session's sql_mode (and whether id 0 is allowed); read them afresh.
-        self.connection.__dict__.pop("sql_mode", None)
-        self.connection.features.__dict__.pop("allows_auto_pk_0", None)
+        # Django reads sql_mode once, through a separate connection, so it would still refuse id 0:
+        # tell it what this session's mode is.
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT @@SESSION.sql_mode")
+            modes = set(cursor.fetchone()[0].split(","))
+        self.connection.__dict__["sql_mode"] = modes
+        self.connection.features.__dict__["allows_auto_pk_0"] = "NO_AUTO_VALUE_ON_ZERO" in modes
 
     def column_charset(self, table, column):
         with self.connection.cursor() as cursor:
