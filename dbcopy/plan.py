@@ -39,10 +39,6 @@ class Step:
     def table(self):
         return self.model._meta.db_table
 
-    @property
-    def written_fields(self):
-        return self.fields
-
 
 @dataclass(frozen=True)
 class Skipped:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from .aliases import describe
 from .plan import REMAP, REPLACE
-from .reconcile import is_ok
+from .reconcile import describe_dest, is_ok
 
 STATUS_STYLE = {"ok": "green", "mismatch": "bold red", "failed": "bold red", "skipped": "yellow"}
 
@@ -105,8 +105,6 @@ class Report:
 
 
 def _dest_name(alias):
-    from .reconcile import describe_dest
-
     return describe_dest(alias)
 
 
