@@ -1,7 +1,9 @@
 """Execute a CopyPlan: truncate if asked, copy each step in keyset chunks, fix cycles, reset sequences."""
 
 import re
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from decimal import Decimal
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -46,38 +48,94 @@ def _no_progress(event, step, **data):
     """Ignore progress events (the default when nobody listens)."""
 
 
-def run_plan(plan, chunk_size=None, truncate=False, on_progress=None):
-    """Copy every step of the plan and return one StepResult per step."""
-    return Copier(plan, chunk_size or conf.get("CHUNK_SIZE"), on_progress or _no_progress).run(truncate)
+def run_plan(plan, chunk_size=None, truncate=False, on_progress=None, writer="fast", jobs=1):
+    """Copy every step of the plan and return one StepResult per step.
+
+    writer: "fast" (the destination's bulk-load path) or "bulk_create" (Django's insert compiler, the
+    reference). jobs: steps copied at once, each worker with its own connections.
+    """
+    if writer not in WRITERS:
+        raise DbcopyError(f"Unknown writer {writer!r}: choose one of {', '.join(WRITERS)}")
+    copier = Copier(plan, chunk_size or conf.get("CHUNK_SIZE"), on_progress or _no_progress, writer)
+    return copier.run(truncate, max(1, jobs))
+
+
+WRITERS = ("fast", "bulk_create")
 
 
 class Copier:
-    def __init__(self, plan, chunk_size, on_progress):
-        self.plan, self.chunk_size, self.progress = plan, chunk_size, on_progress
-        self.dialects = {dest: dialect_for(dest) for dest in plan.dests}
+    def __init__(self, plan, chunk_size, on_progress, writer="fast"):
+        self.plan, self.chunk_size, self.progress, self.writer = plan, chunk_size, on_progress, writer
         self.remaps = Remaps()
         self.results = {}
         self.broken = {}  # (dest, model) -> label of the failed step it depends on
+        self.local = threading.local()
+
+    def dialect(self, alias):
+        """Return this thread's dialect for the alias: Django connections belong to one thread each."""
+        cache = self.local.__dict__.setdefault("dialects", {})
+        connection = connections[alias]
+        if cache.get(alias) is None or cache[alias].connection is not connection:
+            cache[alias] = dialect_for(alias)
+        dialect = cache[alias]
+        if alias in self.plan.dests and not getattr(connection, "_dbcopy_session_ready", False):
+            dialect.prepare_session()
+            connection._dbcopy_session_ready = True
+        return dialect
 
     # --- the run -------------------------------------------------------------------------------
 
-    def run(self, truncate):
-        for dialect in self.dialects.values():
-            dialect.prepare_session()
+    def run(self, truncate, jobs=1):
         if truncate:
             for dest in self.plan.dests:
                 self.truncate(dest)
         steps = list(self.plan.steps)
-        for unit in _units(steps):
-            if unit[0].group is None:
-                self.run_step(unit[0])
-            else:
-                self.run_group(unit)
+        units = _units(steps)
+        if jobs == 1:
+            for unit in units:
+                self.run_unit(unit)
+        else:
+            self.run_parallel(units, jobs)
         for step in steps:
             if step.deferred_fields and self.results[step].status == OK:
                 self.fill_deferred(step)
         self.reset_sequences()
         return CopyResult([self.results[step] for step in steps])
+
+    def run_unit(self, unit):
+        if unit[0].group is None:
+            self.run_step(unit[0])
+        else:
+            self.run_group(unit)
+
+    def run_parallel(self, units, jobs):
+        """Run units on `jobs` threads, each once every unit it depends on has finished."""
+        needs = _unit_dependencies(units)
+        pending, running, done = list(range(len(units))), {}, set()
+        # SQLite takes one writer at a time: more would only wait on its lock.
+        writers = {dest: self.dialect(dest).max_concurrent_writers for dest in self.plan.dests}
+        busy = {dest: 0 for dest in self.plan.dests}
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dbcopy") as pool:
+            while pending or running:
+                for index in list(pending):
+                    dest = units[index][0].dest
+                    if len(running) >= jobs or not needs[index] <= done or busy[dest] >= writers[dest]:
+                        continue
+                    pending.remove(index)
+                    busy[dest] += 1
+                    running[pool.submit(self.run_unit_in_worker, units[index])] = index
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    index = running.pop(future)
+                    busy[units[index][0].dest] -= 1
+                    done.add(index)
+                    future.result()  # a bug in a worker surfaces here, not silently
+
+    def run_unit_in_worker(self, unit):
+        try:
+            self.run_unit(unit)
+        finally:
+            connections.close_all()  # this thread's connections; the main thread keeps its own
 
     def run_step(self, step):
         blocker = self.failed_dependency(step)
@@ -106,7 +164,7 @@ class Copier:
 
     def run_group(self, group):
         """Copy a cycle of NOT NULL foreign keys with constraint checks deferred until it is whole."""
-        dialect = self.dialects[group[0].dest]
+        dialect = self.dialect(group[0].dest)
         try:
             with dialect.constraints_deferred([s.table for s in group]):
                 for step in group:
@@ -136,26 +194,44 @@ class Copier:
     # --- copying rows --------------------------------------------------------------------------
 
     def copy_rows(self, step, result):
+        if self.writer == "fast" and self.stream(step, result):
+            return
         reader = RowReader(step.model, step.source, step.fields)
-        writer = RowWriter(step, self.remaps)
-        dialect = self.dialects[step.dest]
+        dialect = self.dialect(step.dest)
+        writer = RowWriter(step, self.remaps, dialect.connection, for_compiler=self.writer == "bulk_create")
         for rows in reader.chunks(self.chunk_size):
             prepared = writer.prepare(rows, reader.pk_value)
             try:
                 with transaction.atomic(using=step.dest):
-                    dialect.insert_rows(step.table, step.fields, prepared)
+                    dialect.write_rows(step, prepared, self.writer)
             except WRITE_ERRORS as exc:
                 self.find_rejected_row(step, reader, rows, prepared, exc, result)
             result.copied += len(rows)
             self.progress("chunk", step, rows=len(rows), copied=result.copied)
 
+    def stream(self, step, result):
+        """Stream the table database-to-database where the dialect can; False to copy chunk by chunk."""
+        if step.kind != COPY or any(self.remaps.translator(step, f) for f in step.fields if f.is_relation):
+            return False
+        on_rows = lambda copied: self.progress("chunk", step, rows=None, copied=copied)  # noqa: E731
+        try:
+            copied = self.dialect(step.dest).stream_table(step, self.dialect(step.source), on_rows)
+        except WRITE_ERRORS as exc:
+            # Nothing was committed; the chunked path finds and names the row the destination refuses.
+            self.progress("note", step, message=f"streaming failed ({_first_line(exc)}); copying in chunks")
+            return False
+        if copied is None:
+            return False
+        result.copied = copied
+        return True
+
     def find_rejected_row(self, step, reader, rows, prepared, chunk_error, result):
         """Insert the failed chunk row by row, keeping the good rows; raise CopyError for the first refused."""
-        dialect = self.dialects[step.dest]
+        dialect = self.dialect(step.dest)
         for row, values in zip(rows, prepared):
             try:
                 with transaction.atomic(using=step.dest):
-                    dialect.insert_rows(step.table, step.fields, [values])
+                    dialect.write_rows(step, [values], self.writer)
             except WRITE_ERRORS as exc:
                 field, reason, fix = explain_rejection(step, dialect, row, values, exc)
                 raise CopyError(
@@ -168,7 +244,7 @@ class Copier:
 
     def replace_seeded(self, step):
         """Delete the rows `migrate` put in a seeded table (the default Site) before copying the source's."""
-        dialect = self.dialects[step.dest]
+        dialect = self.dialect(step.dest)
         with transaction.atomic(using=step.dest):
             dialect.execute(dialect.delete_all_sql(step.table))
 
@@ -186,7 +262,7 @@ class Copier:
             connection = connections[step.dest]
             rows = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values())] for _, values in missing]
             with transaction.atomic(using=step.dest):
-                self.dialects[step.dest].insert_rows(step.table, fields, rows)
+                self.dialect(step.dest).insert_rows(step.table, fields, rows)
             dest_rows = natural_key(step.model._base_manager.using(step.dest), self.remaps, step, source=False)
             existing = {key: pk for pk, key, _ in dest_rows}
         self.remaps.set(step.dest, step.model, {pk: existing[key] for pk, key, _ in source_rows})
@@ -219,7 +295,7 @@ class Copier:
 
     def truncate(self, dest):
         """Delete the destination rows of every planned table, referrers first, in one transaction."""
-        dialect = self.dialects[dest]
+        dialect = self.dialect(dest)
         steps = [s for s in reversed(self.plan.steps_for(dest)) if s.kind != REMAP]
         try:
             with transaction.atomic(using=dest):
@@ -238,15 +314,35 @@ class Copier:
     def group_context(self, unit):
         if unit[0].group is None:
             return nullcontext()
-        return self.dialects[unit[0].dest].constraints_deferred([s.table for s in unit])
+        return self.dialect(unit[0].dest).constraints_deferred([s.table for s in unit])
 
     def reset_sequences(self):
-        for dest, dialect in self.dialects.items():
+        for dest in self.plan.dests:
+            dialect = self.dialect(dest)
             copied = [s.model for s in self.plan.steps_for(dest) if s.kind in (COPY, REPLACE)]
             statements = dialect.sequence_reset_sql(copied)
             if statements:
                 with transaction.atomic(using=dest):
                     dialect.execute(statements)
+
+
+def _unit_dependencies(units):
+    """Return, per unit, the indexes of the units holding rows its foreign keys need first."""
+    where = {}
+    for index, unit in enumerate(units):
+        for step in unit:
+            where[(step.dest, step.model)] = index
+    needs = []
+    for index, unit in enumerate(units):
+        wanted = set()
+        for step in unit:
+            for field in step.fields:
+                if field.is_relation and field not in step.deferred_fields:
+                    target = where.get((step.dest, relation_target(field)))
+                    if target is not None and target != index:
+                        wanted.add(target)
+        needs.append(wanted)
+    return needs
 
 
 def _units(steps):

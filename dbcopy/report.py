@@ -157,6 +157,8 @@ class _PlainProgress:
             report.error(data["message"])
         elif event == "skipped":
             report.say(f"[yellow]skipped[/] {step.label}: {data['message']}")
+        elif event == "note":
+            report.say(f"[yellow]note[/] {step.label}: {data['message']}")
 
 
 class _RichProgress(_PlainProgress):
@@ -191,5 +193,5 @@ class _RichProgress(_PlainProgress):
             # A remap step matches rows rather than copying them: show it as complete.
             done = total if step.kind == REMAP else result.copied
             self.bars.update(self.tasks[step], completed=done, total=max(done, total))
-        elif event in ("error", "skipped"):
+        elif event in ("error", "skipped", "note"):
             super().on_progress(event, step, **data)

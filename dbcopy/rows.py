@@ -1,7 +1,10 @@
 """Read a table's rows in keyset chunks and turn them into values the destination stores unchanged."""
 
+from datetime import datetime
+
 from django.core.exceptions import ValidationError
 from django.db import connections, models
+from django.db.models import Value
 from django.db.models.functions import Cast
 
 from .exceptions import CopyError
@@ -67,25 +70,31 @@ class RowReader:
 
 
 class RowWriter:
-    """Prepare source values for the destination through each field's own get_db_prep_save()."""
+    """Turn source values into what the destination's writer takes.
 
-    def __init__(self, step, remaps):
+    for_compiler=False: values prepared with each field's get_db_prep_save() for the destination
+    (the fast writers). for_compiler=True: Python values for Django's insert compiler, which
+    prepares them itself (the bulk_create reference writer).
+    """
+
+    def __init__(self, step, remaps, connection, for_compiler=False):
         self.step = step
-        self.connection = connections[step.dest]
+        self.connection = connection
+        self.for_compiler = for_compiler
         self.deferred = {f.attname for f in step.deferred_fields}
         self.preparers = [self._preparer(field, remaps) for field in step.fields]
 
     def _preparer(self, field, remaps):
         if field.attname in self.deferred:
-            return lambda value: None  # written once the rows it points at exist
+            return _none  # written once the rows it points at exist
         if is_json(field):
-            return lambda value: value  # stored JSON text, as it was read
-        prep = field.get_db_prep_save
-        connection = self.connection
+            # Stored JSON text, as it was read; the compiler would encode a str as a JSON string.
+            return _json_text_expression if self.for_compiler else _same
         translate = remaps.translator(self.step, field) if field.is_relation else None
+        prepare = _same if self.for_compiler else db_preparer(field, self.connection)
         if translate is None:
-            return lambda value: prep(value, connection)
-        return lambda value: prep(translate(value), connection)
+            return prepare
+        return lambda value: prepare(translate(value))
 
     def prepare(self, rows, pk_of):
         prepared = []
@@ -112,6 +121,51 @@ class RowWriter:
             except (ValueError, TypeError, ValidationError, RemapError):
                 return field
         return None
+
+
+def _same(value):
+    return value
+
+
+def _none(value):
+    return None
+
+
+def _json_text_expression(value):
+    return None if value is None else Value(value, output_field=models.TextField())
+
+
+# Built-in fields whose get_db_prep_save() returns a value of this Python type unchanged on every
+# backend: calling it is pure overhead on the hot path. Exact types only, never subclasses.
+_PASS_THROUGH = {
+    models.CharField: str, models.TextField: str, models.SlugField: str, models.EmailField: str,
+    models.URLField: str,
+    models.IntegerField: int, models.BigIntegerField: int, models.SmallIntegerField: int,
+    models.PositiveIntegerField: int, models.PositiveSmallIntegerField: int,
+    models.PositiveBigIntegerField: int,
+    models.AutoField: int, models.BigAutoField: int, models.SmallAutoField: int,
+    models.BooleanField: bool,
+}
+
+
+def db_preparer(field, connection):
+    """Return a function preparing values of the field for the connection, as get_db_prep_save() does."""
+    prepare = field.get_db_prep_save
+    target = field.target_field if field.is_relation and (field.many_to_one or field.one_to_one) else field
+    passes = _PASS_THROUGH.get(type(target))
+    if passes is not None:
+        return lambda value: value if value is None or type(value) is passes else prepare(value, connection)
+    if type(target) is models.DateTimeField:
+        # For an aware datetime, get_prep_value() is the identity: go straight to the backend's adapter.
+        adapt = connection.ops.adapt_datetimefield_value
+
+        def prepare_datetime(value):
+            if type(value) is datetime and value.tzinfo is not None:
+                return adapt(value)
+            return prepare(value, connection)
+
+        return prepare_datetime
+    return lambda value: prepare(value, connection)
 
 
 class RemapError(Exception):

@@ -18,6 +18,8 @@ class Dialect:
     can_defer_constraints = False
     # Whether text containing NUL (\x00) is refused.
     rejects_nul_in_text = False
+    # Steps written to this database at the same time with --jobs.
+    max_concurrent_writers = 64
 
     def __init__(self, connection):
         self.connection = connection
@@ -86,6 +88,34 @@ class Dialect:
                 sql = self.insert_sql(table, fields, len(batch))
                 cursor.execute(sql, [value for row in batch for value in row])
 
+    def bulk_create_rows(self, model, fields, rows):
+        """Insert rows of Python values through Django's own batched raw insert (the reference writer).
+
+        This is the path `save_base(raw=True)` takes: the insert compiler prepares every value with
+        get_db_prep_save() and never calls pre_save(), so auto_now values are kept.
+        """
+        attnames = [field.attname for field in fields]
+        objs = [_RawRow(zip(attnames, row)) for row in rows]
+        manager = model._base_manager.db_manager(self.alias)
+        size = max(1, self.ops.bulk_batch_size(list(fields), objs) or len(objs))
+        for start in range(0, len(objs), size):
+            manager._insert(objs[start:start + size], fields=list(fields), using=self.alias, raw=True)
+
+    def write_rows(self, step, rows, writer):
+        """Write a chunk with the chosen writer: 'bulk_create' (Python values) or 'fast' (prepared values)."""
+        if writer == "bulk_create":
+            self.bulk_create_rows(step.model, step.fields, rows)
+        else:
+            self.fast_insert_rows(step.table, step.fields, rows)
+
+    def fast_insert_rows(self, table, fields, rows):
+        """Insert prepared values the fastest way this vendor offers (default: multi-row INSERT)."""
+        self.insert_rows(table, fields, rows)
+
+    def stream_table(self, step, source, on_rows):
+        """Copy the whole table straight from a source of the same vendor; None where that isn't possible."""
+        return None
+
     def delete_all_sql(self, table):
         return [f"DELETE FROM {self.quote(table)}"]
 
@@ -125,6 +155,13 @@ def atomic_with_deferred_checks(dialect, tables, before=()):
         dialect.execute(before)
         yield
         dialect.check_constraints(tables)
+
+
+class _RawRow:
+    """A row for the insert compiler: it reads each value with getattr(row, field.attname)."""
+
+    def __init__(self, items):
+        self.__dict__.update(items)
 
 
 def _approximate_size(value):

@@ -8,7 +8,7 @@ from django.db import connections
 
 from ... import conf
 from ...aliases import describe, resolve_alias, same_database
-from ...engine import run_plan
+from ...engine import WRITERS, run_plan
 from ...exceptions import DbcopyError, ConfigError, PlanError, PreflightError
 from ...plan import COPY, REPLACE, build_plan
 from ...preflight import preflight
@@ -16,7 +16,7 @@ from ...reconcile import is_ok, reconcile
 from ...report import Report
 
 SUBCOMMANDS = ("plan", "copy", "compare")
-COPY_ONLY = ("truncate", "append", "chunk_size")
+COPY_ONLY = ("truncate", "append", "chunk_size", "writer", "jobs")
 
 
 class IntermixedParser(CommandParser):
@@ -45,6 +45,8 @@ class Command(BaseCommand):
         mode.add_argument("--truncate", action="store_true", help="delete destination rows of the planned tables first")
         mode.add_argument("--append", action="store_true", help="add to destination tables that already hold rows")
         parser.add_argument("--noinput", "--no-input", action="store_false", dest="interactive", help="do not prompt before deleting rows")
+        parser.add_argument("--writer", choices=WRITERS, help="fast: the destination's bulk-load path (COPY on PostgreSQL, default); bulk_create: Django's insert compiler, the reference")
+        parser.add_argument("--jobs", type=int, help="copy up to N independent tables at once, each with its own connections (default 1)")
         parser.add_argument("--report-json", metavar="PATH", help="write the reconciliation as JSON to PATH")
         parser.add_argument("--include-unmanaged", action="store_true", help="copy models with Meta.managed = False too")
 
@@ -67,7 +69,10 @@ class Command(BaseCommand):
         self.report.say(f"Copying {len(plan.steps)} tables from {describe(plan.source)}…")
         try:
             with self.report.progress() as on_progress:
-                result = run_plan(plan, chunk_size=options["chunk_size"], truncate=options["truncate"], on_progress=on_progress)
+                result = run_plan(
+                    plan, chunk_size=options["chunk_size"], truncate=options["truncate"], on_progress=on_progress,
+                    writer=options["writer"] or "fast", jobs=options["jobs"] or 1,
+                )
         except DbcopyError as exc:
             raise CommandError(str(exc), returncode=1) from None
         self.finish(subcommand, plan, reconcile(plan, result), options)
@@ -78,6 +83,8 @@ class Command(BaseCommand):
                 raise ConfigError(f"--{option.replace('_', '-')} applies to `dbcopy copy` only")
         if options["chunk_size"] is not None and options["chunk_size"] < 1:
             raise ConfigError("--chunk-size must be a positive number of rows")
+        if options["jobs"] is not None and options["jobs"] < 1:
+            raise ConfigError("--jobs must be at least 1")
         source = resolve_alias(options["source"], "source")
         dest = resolve_alias(options["dest"], "dest") if options["dest"] else None
         if dest and same_database(source, dest):
