@@ -78,9 +78,12 @@ class Copier:
         if cache.get(alias) is None or cache[alias].connection is not connection:
             cache[alias] = dialect_for(alias)
         dialect = cache[alias]
-        if alias in self.plan.dests and not getattr(connection, "_dbcopy_session_ready", False):
-            dialect.prepare_session()
-            connection._dbcopy_session_ready = True
+        if alias in self.plan.dests:
+            # Session settings die with the server connection, which Django may have reopened.
+            connection.ensure_connection()
+            if getattr(connection, "_dbcopy_session_of", None) is not connection.connection:
+                dialect.prepare_session()
+                connection._dbcopy_session_of = connection.connection
         return dialect
 
     # --- the run -------------------------------------------------------------------------------

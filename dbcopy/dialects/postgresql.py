@@ -85,7 +85,8 @@ class PostgreSQLDialect(Dialect):
             text = "".join("\t".join(map(copy_text, row)) + "\n" for row in rows)
         except UnsupportedValue:
             return self.insert_rows(table, fields, rows)
-        with self.connection.cursor() as cursor:
+        # copy_expert() is psycopg2's own: wrap its errors into Django's, as cursor.execute() does.
+        with self.connection.cursor() as cursor, self.connection.wrap_database_errors:
             cursor.copy_expert(self.copy_from_sql(table, fields), io.StringIO(text))
 
     def stream_table(self, step, source, on_rows):
@@ -117,11 +118,12 @@ class PostgreSQLDialect(Dialect):
         producer.start()
         try:
             with transaction.atomic(using=self.alias):
-                with self.connection.cursor() as cursor:
+                with self.connection.cursor() as cursor, self.connection.wrap_database_errors:
                     cursor.copy_expert(self.copy_from_sql(step.table, step.fields), counter)
                 producer.join()
                 if failure:  # a source that failed half-way must not commit half a table
-                    raise failure[0]
+                    with source.connection.wrap_database_errors:
+                        raise failure[0]
         finally:
             counter.close()  # unblocks a producer still writing when the destination gave up
             producer.join()
