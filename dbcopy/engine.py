@@ -30,6 +30,7 @@ class StepResult:
     message: str = ""
     seconds: float = 0.0
     dest_rows_before: int = 0  # rows the destination table already held (--append)
+    method: str = ""  # "stream", "fast", "bulk_create" or "remap": how the rows travelled
 
 
 @dataclass
@@ -153,6 +154,7 @@ class Copier:
         started = time.monotonic()
         try:
             if step.kind == REMAP:
+                result.method = "remap"
                 result.copied = self.remap(step)
             else:
                 if step.kind == REPLACE:
@@ -198,7 +200,9 @@ class Copier:
 
     def copy_rows(self, step, result):
         if self.writer == "fast" and self.stream(step, result):
+            result.method = "stream"
             return
+        result.method = self.writer
         reader = RowReader(step.model, step.source, step.fields)
         dialect = self.dialect(step.dest)
         writer = RowWriter(step, self.remaps, dialect.connection, for_compiler=self.writer == "bulk_create")

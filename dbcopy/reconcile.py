@@ -22,6 +22,7 @@ class Reconciliation:
     reason: str = ""
     seconds: float | None = None
     dest_rows_before: int | None = None
+    method: str | None = None
 
     def as_dict(self):
         return asdict(self)
@@ -51,6 +52,7 @@ def _reconcile_step(step, step_result):
     dest = describe_dest(step.dest)
     copied = step_result.copied if step_result else None
     seconds = round(step_result.seconds, 3) if step_result else None
+    method = step_result.method if step_result else None
     try:
         source_rows = count(step.model, step.source)
         dest_rows = count(step.model, step.dest)
@@ -64,7 +66,7 @@ def _reconcile_step(step, step_result):
         missing = _missing_natural_keys(step)
         status = OK if not missing else MISMATCH
         reason = "matched by natural key; ids translated" if not missing else f"{missing} source rows have no match"
-        return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, status, reason, seconds)
+        return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, status, reason, seconds, None, method)
     before = step_result.dest_rows_before if step_result else 0
     expected = source_rows + before
     status = OK if dest_rows == expected else MISMATCH
@@ -72,7 +74,7 @@ def _reconcile_step(step, step_result):
         reason = f"{before:,} rows were already there (--append)" if before else ""
     else:
         reason = f"expected {expected:,}" + (f" ({source_rows:,} copied + {before:,} already there)" if before else "")
-    return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, status, reason, seconds, before)
+    return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, status, reason, seconds, before, method)
 
 
 def _missing_natural_keys(step):

@@ -152,7 +152,7 @@ class _PlainProgress:
                 return
             rate = result.copied / result.seconds if result.seconds > 0 else 0
             report.say(f"copied {step.label} → '{_dest_name(step.dest)}': {result.copied:,} rows in "
-                       f"{result.seconds:.2f} s ({rate:,.0f} rows/s)")
+                       f"{result.seconds:.2f} s ({rate:,.0f} rows/s, {result.method})")
         elif event == "error":
             report.error(data["message"])
         elif event == "skipped":

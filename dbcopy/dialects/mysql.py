@@ -1,8 +1,40 @@
-"""MySQL/MariaDB: immediate FK checks, strict mode, per-column charsets, AUTO_INCREMENT and id 0."""
+"""MySQL/MariaDB: immediate FK checks, strict mode, per-column charsets, AUTO_INCREMENT and id 0,
+and LOAD DATA LOCAL INFILE fed straight from PostgreSQL's COPY."""
 
+import os
+import re
+import tempfile
+import threading
 from contextlib import contextmanager
 
+from django.conf import settings
+from django.db import DatabaseError
+
 from .base import Dialect
+from .postgresql import PostgreSQLDialect
+
+_SESSION_MODES = "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_TRANS_TABLES', 'NO_AUTO_VALUE_ON_ZERO')"
+
+# How PostgreSQL spells each column type in the text MySQL's LOAD DATA reads, by internal type.
+# Types missing here (custom db types, arrays, floats' NaN…) take the value-by-value path.
+_FROM_POSTGRESQL = {
+    **dict.fromkeys(
+        ["AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField",
+         "PositiveIntegerField", "PositiveSmallIntegerField", "PositiveBigIntegerField", "CharField", "TextField",
+         "SlugField", "EmailField", "URLField", "FilePathField", "FileField", "ImageField", "DecimalField",
+         "DateField", "TimeField"],
+        "{}",
+    ),
+    "BooleanField": "({})::int",
+    "UUIDField": "replace(({})::text, '-', '')",  # MySQL keeps UUIDs as char(32) hex
+    "JSONField": "({})::text",
+    "GenericIPAddressField": "host({})",
+    "DurationField": "(extract(epoch from {}) * 1000000)::bigint",  # MySQL keeps microseconds
+    "BinaryField": "encode({}, 'hex')",
+}
+# COPY writes \f and \v for form feed and vertical tab; LOAD DATA would read them as 'f' and 'v'.
+_COPY_ONLY_ESCAPES = re.compile(rb"\\\\|\\f|\\v")
+_RAW_CONTROL = {b"\\f": b"\x0c", b"\\v": b"\x0b"}
 
 
 class MySQLDialect(Dialect):
@@ -12,10 +44,7 @@ class MySQLDialect(Dialect):
     def prepare_session(self):
         # Strict mode turns silent truncation into errors; NO_AUTO_VALUE_ON_ZERO stores an explicit
         # id 0 as 0 instead of a fresh AUTO_INCREMENT value.
-        self.execute(
-            ["SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_TRANS_TABLES', "
-             "'NO_AUTO_VALUE_ON_ZERO')"]
-        )
+        self.execute([_SESSION_MODES])
         # Django reads sql_mode once, through a separate connection, so it would still refuse id 0:
         # tell it what this session's mode is.
         with self.connection.cursor() as cursor:
@@ -40,3 +69,154 @@ class MySQLDialect(Dialect):
         with self.connection.constraint_checks_disabled():
             yield
         self.check_constraints(tables)
+
+    # --- PostgreSQL → MySQL without Python per row ---------------------------------------------
+
+    def export_expression(self, source, field, deferred):
+        """Return the PostgreSQL expression that prints the column as LOAD DATA reads it, or None."""
+        if field in deferred:
+            return "NULL"
+        target = field.target_field if field.is_relation else field
+        internal_type = target.get_internal_type()
+        column = source.quote(field.column)
+        if internal_type == "DateTimeField":
+            if not settings.USE_TZ:
+                return column
+            zone = self.connection.timezone_name.replace("'", "''")
+            return f"to_char({column} AT TIME ZONE '{zone}', 'YYYY-MM-DD HH24:MI:SS.US')"
+        template = _FROM_POSTGRESQL.get(internal_type)
+        return template and template.format(column)
+
+    def load_data_sql(self, step, path):
+        targets, assignments = [], []
+        for index, field in enumerate(step.fields):
+            column = self.quote(field.column)
+            target = field.target_field if field.is_relation else field
+            if target.get_internal_type() == "BinaryField":
+                targets.append(f"@v{index}")
+                assignments.append(f"{column} = UNHEX(@v{index})")
+            else:
+                targets.append(column)
+        sql = (
+            f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {self.quote(step.table)} CHARACTER SET utf8mb4 "
+            "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
+            f"({', '.join(targets)})"
+        )
+        return sql + (f" SET {', '.join(assignments)}" if assignments else "")
+
+    def stream_table(self, step, source, on_rows):
+        """Pipe PostgreSQL's `COPY (SELECT …) TO STDOUT` into `LOAD DATA LOCAL INFILE` through a FIFO.
+
+        LOCAL turns data errors into warnings, so any warning rolls the table back and the caller
+        copies it value by value instead, which names the row the server refuses.
+        """
+        if not (isinstance(source, PostgreSQLDialect) and source.has_copy):
+            return None
+        deferred = set(step.deferred_fields)
+        expressions = [self.export_expression(source, field, deferred) for field in step.fields]
+        if None in expressions:
+            return None
+        copy_out = f"COPY (SELECT {', '.join(expressions)} FROM {source.quote(step.table)}) TO STDOUT"
+        loader = self._loading_connection()
+        if loader is None:
+            return None
+        source.connection.ensure_connection()
+        raw_source = source.connection.connection  # Django's wrapper is bound to this thread
+        with tempfile.TemporaryDirectory(prefix="dbcopy-") as folder:
+            fifo = os.path.join(folder, "rows.tsv")
+            os.mkfifo(fifo, 0o600)
+            producer = _Producer(raw_source, copy_out, fifo, on_rows)
+            producer.start()
+            try:
+                with self.connection.wrap_database_errors:
+                    rows = self._load(loader, step, fifo)
+                producer.join()
+                if producer.failure:
+                    loader.rollback()
+                    with source.connection.wrap_database_errors:
+                        raise producer.failure
+                loader.commit()
+                return rows
+            finally:
+                producer.stop()
+                loader.close()
+                if producer.failure:
+                    source.connection.close()  # an aborted COPY leaves the session unusable
+
+    def _loading_connection(self):
+        """Open a second connection allowed to send local files, or None if the server forbids it."""
+        params = dict(self.connection.get_connection_params(), local_infile=True)
+        with self.connection.wrap_database_errors:
+            loader = self.connection.Database.connect(**params)
+        cursor = loader.cursor()
+        cursor.execute("SELECT @@GLOBAL.local_infile")
+        if not cursor.fetchone()[0]:
+            loader.close()
+            return None
+        cursor.execute(_SESSION_MODES)
+        loader.autocommit(False)
+        return loader
+
+    def _load(self, loader, step, fifo):
+        cursor = loader.cursor()
+        try:
+            cursor.execute(self.load_data_sql(step, fifo))
+            rows = cursor.rowcount
+            if loader.warning_count():
+                cursor.execute("SHOW WARNINGS LIMIT 1")
+                level, code, message = cursor.fetchone()
+                raise LoadDataWarning(f"LOAD DATA reported {level.lower()} {code}: {message}")
+        except Exception:
+            loader.rollback()
+            raise
+        return rows
+
+
+class LoadDataWarning(DatabaseError):
+    """LOAD DATA LOCAL accepted a row with a warning (truncated, converted, or skipped as duplicate)."""
+
+
+class _Producer(threading.Thread):
+    """Write the source's COPY output into the FIFO, turning \\f and \\v back into their characters."""
+
+    def __init__(self, raw_source, copy_out, fifo, on_rows):
+        super().__init__(name="dbcopy-copy-out", daemon=True)
+        self.raw_source, self.copy_out, self.fifo, self.on_rows = raw_source, copy_out, fifo, on_rows
+        self.failure = None
+        self.rows = 0
+
+    def run(self):
+        try:
+            with open(self.fifo, "wb") as sink, self.raw_source.cursor() as cursor:
+                cursor.copy_expert(self.copy_out, _Rewriter(sink, self))
+        except Exception as exc:  # re-raised by the loading thread
+            self.failure = exc
+
+    def stop(self):
+        """Unblock a producer still waiting for a reader (LOAD DATA failed before opening the FIFO)."""
+        if self.is_alive():
+            try:
+                os.close(os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+            self.join()
+
+
+class _Rewriter:
+    """A file-like sink for copy_expert(): rewrite COPY-only escapes, count rows, pass bytes on."""
+
+    def __init__(self, sink, producer):
+        self.sink, self.producer = sink, producer
+        self.reported = 0
+
+    def write(self, data):
+        data = bytes(data) if not isinstance(data, bytes) else data
+        if b"\\f" in data or b"\\v" in data:
+            # COPY sends whole rows per write, so an escape never straddles two writes.
+            data = _COPY_ONLY_ESCAPES.sub(lambda m: _RAW_CONTROL.get(m.group(0), m.group(0)), data)
+        self.producer.rows += data.count(b"\n")
+        if self.producer.rows - self.reported >= 20_000:
+            self.producer.on_rows(self.producer.rows)
+            self.reported = self.producer.rows
+        self.sink.write(data)
+        return len(data)
