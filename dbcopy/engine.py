@@ -30,7 +30,8 @@ class StepResult:
     message: str = ""
     seconds: float = 0.0
     dest_rows_before: int = 0  # rows the destination table already held (--append)
-    method: str = ""  # "stream", "fast", "bulk_create" or "remap": how the rows travelled
+    method: str = ""  # "stream", "fast", "bulk_create", "remap" or "sync": how the rows travelled
+    counts: object = None  # sync only: inserted, updated, deleted, unchanged, gone, watermark
 
 
 @dataclass

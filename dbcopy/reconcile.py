@@ -1,6 +1,6 @@
 """Count every planned table on both sides and say whether it arrived; print nothing."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from django.db import DatabaseError
 
@@ -23,6 +23,11 @@ class Reconciliation:
     seconds: float | None = None
     dest_rows_before: int | None = None
     method: str | None = None
+    inserted: int | None = None
+    updated: int | None = None
+    deleted: int | None = None
+    unchanged: int | None = None
+    watermark: str | None = None
 
     def as_dict(self):
         return asdict(self)
@@ -49,6 +54,21 @@ def describe_dest(alias):
 
 
 def _reconcile_step(step, step_result):
+    row = _count_step(step, step_result)
+    counts = getattr(step_result, "counts", None)
+    if counts is None:
+        return row
+    extra = {
+        "inserted": counts.inserted, "updated": counts.updated, "deleted": counts.deleted,
+        "unchanged": counts.unchanged,
+        "watermark": counts.watermark.isoformat() if counts.watermark is not None else None,
+    }
+    if counts.gone and row.status == MISMATCH:
+        extra["reason"] = f"{counts.gone:,} rows are no longer at the source: pass --deletes to delete them"
+    return replace(row, **extra)
+
+
+def _count_step(step, step_result):
     dest = describe_dest(step.dest)
     copied = step_result.copied if step_result else None
     seconds = round(step_result.seconds, 3) if step_result else None
@@ -67,7 +87,8 @@ def _reconcile_step(step, step_result):
         status = OK if not missing else MISMATCH
         reason = "matched by natural key; ids translated" if not missing else f"{missing} source rows have no match"
         return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, status, reason, seconds, None, method)
-    before = step_result.dest_rows_before if step_result else 0
+    # After --append the rows already there count too; a sync makes the table equal the source's.
+    before = step_result.dest_rows_before if step_result and step_result.counts is None else 0
     expected = source_rows + before
     status = OK if dest_rows == expected else MISMATCH
     if status == OK:

@@ -93,6 +93,20 @@ class Report:
         verdict = "[green]All planned tables reconcile.[/]" if is_ok(rows) else "[bold red]Tables differ.[/]"
         self.say(f"{verdict} ({summary})")
 
+    def sync_summary(self, rows):
+        """Print what a sync did per model: rows inserted, updated, deleted, unchanged; new watermark."""
+        if self.verbosity < 1:
+            return
+        table = Table(title="Sync", title_justify="left")
+        for column in ("model", "dest", "inserted", "updated", "deleted", "unchanged", "watermark", "seconds"):
+            table.add_column(column, justify="left" if column in ("model", "dest", "watermark") else "right")
+        for row in rows:
+            if row.inserted is None:
+                continue
+            table.add_row(row.model, row.dest or "", _num(row.inserted), _num(row.updated), _num(row.deleted),
+                          _num(row.unchanged), row.watermark or "(compared in full)", f"{row.seconds or 0:.2f}")
+        self.console.print(table)
+
     def write_json(self, path, command, source, rows):
         document = {
             "command": command,
@@ -147,6 +161,11 @@ class _PlainProgress:
             report.say(f"  {step.label}: {_num(data['copied'])} rows", level=2)
         elif event == "finish":
             result = data["result"]
+            if result.counts is not None and result.status == "ok":
+                counts = result.counts
+                report.say(f"synced {step.label} → '{_dest_name(step.dest)}': {counts.inserted:,} inserted, "
+                           f"{counts.updated:,} updated, {counts.unchanged:,} unchanged in {result.seconds:.2f} s", level=2)
+                return
             if result.status != "ok":
                 report.say(f"[red]{result.status}[/] {step.label} → '{_dest_name(step.dest)}' after {result.copied:,} rows")
                 return

@@ -61,6 +61,53 @@ class RowReader:
             yield rows
             last_key = self.key(rows[-1])
 
+    def window_chunks(self, size, cursor, since=None):
+        """Yield chunks of rows whose cursor is >= since, paged on the compound key (cursor, pk).
+
+        Each row carries its cursor value last. Paging on (cursor, pk) rather than cursor alone
+        keeps rows that share one timestamp across a chunk boundary.
+        """
+        qs = self.model._base_manager.using(self.source)
+        if since is not None:
+            qs = qs.filter(**{f"{cursor}__gte": since})
+        else:
+            qs = qs.filter(**{f"{cursor}__isnull": False})
+        pk_names = [f.attname for f in self.pk_fields]
+        qs = qs.order_by(cursor, *pk_names).values_list(*[self._expression(f) for f in self.fields], cursor)
+        last = None
+        while True:
+            page = qs
+            if last is not None:
+                stamp, key = last
+                key_filter = {"pk__gt": key if len(key) > 1 else key[0]}
+                page = qs.filter(models.Q(**{f"{cursor}__gt": stamp}) | models.Q(**{cursor: stamp}, **key_filter))
+            rows = list(page[:size])
+            if not rows:
+                return
+            yield [row[:-1] for row in rows]
+            last = (rows[-1][-1], self.key(rows[-1]))
+
+    def rows_at(self, alias, keys):
+        """Return {key: row} for the rows at `alias` with these primary keys, read like the source's."""
+        qs = self.model._base_manager.using(alias)
+        if len(self.pk_fields) > 1:
+            qs = qs.filter(pk__in=list(keys))
+        else:
+            qs = qs.filter(pk__in=[key[0] for key in keys])
+        return {self.key(row): row for row in qs.values_list(*[self._expression(f) for f in self.fields])}
+
+    def key_chunks(self, alias, size):
+        """Yield the primary keys at `alias` in keyset chunks (for finding rows deleted at the source)."""
+        names = [f.attname for f in self.pk_fields]
+        qs = self.model._base_manager.using(alias).order_by(*names).values_list(*names)
+        last = None
+        while True:
+            keys = list(self.after(qs, last)[:size])
+            if not keys:
+                return
+            yield keys
+            last = keys[-1]
+
     def key(self, row):
         return tuple(row[i] for i in self.pk_positions)
 

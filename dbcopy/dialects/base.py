@@ -116,6 +116,29 @@ class Dialect:
         """Copy the whole table straight from a source of the same vendor; None where that isn't possible."""
         return None
 
+    def update_rows(self, table, fields, pk_fields, rows):
+        """Update rows by primary key; each row holds the fields' prepared values, then its pk values."""
+        assignments = ", ".join(f"{self.quote(f.column)} = %s" for f in fields)
+        where = " AND ".join(f"{self.quote(f.column)} = %s" for f in pk_fields)
+        with self.connection.cursor() as cursor:
+            cursor.executemany(f"UPDATE {self.quote(table)} SET {assignments} WHERE {where}", rows)
+
+    def delete_rows(self, table, pk_fields, keys):
+        """Delete the rows with these primary keys (tuples of prepared values), without signals."""
+        columns = [self.quote(f.column) for f in pk_fields]
+        target = columns[0] if len(columns) == 1 else f"({', '.join(columns)})"
+        one = "%s" if len(columns) == 1 else f"({', '.join(['%s'] * len(columns))})"
+        size = max(1, (self.ops.bulk_batch_size(list(pk_fields), keys) or len(keys)))
+        with self.connection.cursor() as cursor:
+            for start in range(0, len(keys), size):
+                batch = keys[start:start + size]
+                params = [value for key in batch for value in key]
+                cursor.execute(f"DELETE FROM {self.quote(table)} WHERE {target} IN ({', '.join([one] * len(batch))})", params)
+
+    def sync_lock(self):
+        """Return the lock that keeps two syncs from writing to this database at once."""
+        return NoLock()
+
     def delete_all_sql(self, table):
         return [f"DELETE FROM {self.quote(table)}"]
 
@@ -155,6 +178,16 @@ def atomic_with_deferred_checks(dialect, tables, before=()):
         dialect.execute(before)
         yield
         dialect.check_constraints(tables)
+
+
+class NoLock:
+    """For a backend without a lock of its own: every acquire succeeds."""
+
+    def acquire(self):
+        return True
+
+    def release(self):
+        pass
 
 
 class _RawRow:

@@ -63,6 +63,9 @@ class MySQLDialect(Dialect):
             row = cursor.fetchone()
         return row[0] if row else None
 
+    def sync_lock(self):
+        return NamedLock(self.connection)
+
     @contextmanager
     def constraints_deferred(self, tables):
         # MySQL does not re-validate rows when checks come back on, so verify the tables afterwards.
@@ -170,6 +173,23 @@ class MySQLDialect(Dialect):
             loader.rollback()
             raise
         return rows
+
+
+class NamedLock:
+    """MySQL's GET_LOCK: server-wide names, so the database's name is part of it; dies with the session."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.name = f"dbcopy-sync:{connection.settings_dict['NAME']}"[:64]
+
+    def acquire(self):
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, 0)", [self.name])
+            return cursor.fetchone()[0] == 1
+
+    def release(self):
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT RELEASE_LOCK(%s)", [self.name])
 
 
 class LoadDataWarning(DatabaseError):

@@ -1,6 +1,7 @@
 """PostgreSQL: deferrable foreign keys, sequences behind serial/identity columns, no NUL in text, COPY."""
 
 import datetime
+import hashlib
 import io
 import os
 import threading
@@ -73,6 +74,9 @@ class PostgreSQLDialect(Dialect):
         # ends, so the whole cycle is copied in one transaction.
         return atomic_with_deferred_checks(self, tables, before=["SET CONSTRAINTS ALL DEFERRED"])
 
+    def sync_lock(self):
+        return AdvisoryLock(self.connection)
+
     def copy_from_sql(self, table, fields):
         columns = ", ".join(self.quote(field.column) for field in fields)
         return f"COPY {self.quote(table)} ({columns}) FROM STDIN"
@@ -128,6 +132,24 @@ class PostgreSQLDialect(Dialect):
             counter.close()  # unblocks a producer still writing when the destination gave up
             producer.join()
         return counter.rows
+
+
+class AdvisoryLock:
+    """A session-level advisory lock; the server drops it if this connection dies."""
+
+    KEY = int.from_bytes(hashlib.sha1(b"dbcopy sync").digest()[:8], "big", signed=True)
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def acquire(self):
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [self.KEY])
+            return bool(cursor.fetchone()[0])
+
+    def release(self):
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [self.KEY])
 
 
 class _CountingReader(io.RawIOBase):

@@ -10,13 +10,15 @@ from ... import conf
 from ...aliases import describe, resolve_alias, same_database
 from ...engine import WRITERS, run_plan
 from ...exceptions import DbcopyError, ConfigError, PlanError, PreflightError
-from ...plan import COPY, REPLACE, build_plan
+from ...plan import COPY, REPLACE, build_plan, select_models
+from ...sync import DEFAULT_LOOKBACK, SyncLocked, SyncOptions, cursor_fields, cursor_only, parse_lookback, run_sync
 from ...preflight import preflight
 from ...reconcile import is_ok, reconcile
 from ...report import Report
 
-SUBCOMMANDS = ("plan", "copy", "compare")
-COPY_ONLY = ("truncate", "append", "chunk_size", "writer", "jobs")
+SUBCOMMANDS = ("plan", "copy", "compare", "sync")
+COPY_ONLY = ("truncate", "append", "writer", "jobs")
+SYNC_ONLY = ("since_field", "lookback", "deletes", "cursor_only", "full_refresh")
 
 
 class IntermixedParser(CommandParser):
@@ -27,7 +29,7 @@ class IntermixedParser(CommandParser):
 
 
 class Command(BaseCommand):
-    help = "Copy data between databases in foreign-key order, then reconcile row counts."
+    help = "Copy or sync data between databases in foreign-key order, then reconcile row counts."
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
@@ -47,6 +49,12 @@ class Command(BaseCommand):
         parser.add_argument("--noinput", "--no-input", action="store_false", dest="interactive", help="do not prompt before deleting rows")
         parser.add_argument("--writer", choices=WRITERS, help="fast: the destination's bulk-load path (COPY on PostgreSQL, default); bulk_create: Django's insert compiler, the reference")
         parser.add_argument("--jobs", type=int, help="copy up to N independent tables at once, each with its own connections (default 1)")
+        sync = parser.add_argument_group("sync")
+        sync.add_argument("--since-field", metavar="FIELD", help="DateTimeField to sync by, e.g. updated_at (DBCOPY_SYNC_FIELDS overrides per model); models without it are compared in full")
+        sync.add_argument("--lookback", metavar="AGE", help=f"re-read rows this much older than the destination's newest (30s, 10m, 2h, 1d; default {DEFAULT_LOOKBACK})")
+        sync.add_argument("--deletes", action="store_true", help="delete destination rows whose primary key is gone from the source")
+        sync.add_argument("--cursor-only", action="store_true", help="sync only the models that have the cursor field")
+        sync.add_argument("--full-refresh", nargs="+", action="extend", default=[], metavar="LABEL", help="compare these models in full, ignoring the watermark")
         parser.add_argument("--report-json", metavar="PATH", help="write the reconciliation as JSON to PATH")
         parser.add_argument("--include-unmanaged", action="store_true", help="copy models with Meta.managed = False too")
 
@@ -64,6 +72,8 @@ class Command(BaseCommand):
             self.show_sql(plan)
         if subcommand == "compare":
             return self.finish(subcommand, plan, reconcile(plan), options)
+        if subcommand == "sync":
+            return self.sync(plan, options)
         if options["truncate"]:
             self.confirm(plan, options["interactive"])
         self.report.say(f"Copying {len(plan.steps)} tables from {describe(plan.source)}…")
@@ -78,9 +88,11 @@ class Command(BaseCommand):
         self.finish(subcommand, plan, reconcile(plan, result), options)
 
     def build(self, subcommand, labels, options):
-        for option in COPY_ONLY:
-            if subcommand != "copy" and options.get(option):
-                raise ConfigError(f"--{option.replace('_', '-')} applies to `dbcopy copy` only")
+        for names, allowed in ((COPY_ONLY, ("copy",)), (SYNC_ONLY, ("sync",)), (("chunk_size",), ("copy", "sync"))):
+            for option in names:
+                if subcommand not in allowed and options.get(option):
+                    only = " and ".join(f"`dbcopy {name}`" for name in allowed)
+                    raise ConfigError(f"--{option.replace('_', '-')} applies to {only} only")
         if options["chunk_size"] is not None and options["chunk_size"] < 1:
             raise ConfigError("--chunk-size must be a positive number of rows")
         if options["jobs"] is not None and options["jobs"] < 1:
@@ -90,6 +102,33 @@ class Command(BaseCommand):
         if dest and same_database(source, dest):
             raise ConfigError(f"--source and --dest are the same database ({describe(source)}); choose another destination")
         return build_plan(source, dest, labels, options["exclude"], options["include_unmanaged"])
+
+    def sync(self, plan, options):
+        """Run `dbcopy sync`: incremental where a model has the cursor field, full comparison elsewhere."""
+        try:
+            sync_options = SyncOptions(
+                lookback=parse_lookback(options["lookback"] or DEFAULT_LOOKBACK),
+                deletes=options["deletes"],
+                full_refresh=frozenset(select_models(options["full_refresh"])) if options["full_refresh"] else frozenset(),
+                cursors=cursor_fields(plan, options["since_field"]),
+            )
+            if options["cursor_only"]:
+                if not options["since_field"]:
+                    raise ConfigError("--cursor-only needs --since-field")
+                plan = cursor_only(plan, sync_options.cursors, options["since_field"])
+        except (ConfigError, PlanError) as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        self.report.say(f"Syncing {len(plan.steps)} tables from {describe(plan.source)}…")
+        try:
+            with self.report.progress() as on_progress:
+                result = run_sync(plan, sync_options, chunk_size=options["chunk_size"], on_progress=on_progress)
+        except SyncLocked as exc:
+            raise CommandError(str(exc), returncode=3) from None
+        except DbcopyError as exc:
+            raise CommandError(str(exc), returncode=1) from None
+        rows = reconcile(plan, result)
+        self.report.sync_summary(rows)
+        self.finish("sync", plan, rows, options)
 
     def show_sql(self, plan):
         """Print every statement sent to the planned databases (Django's own query logging)."""
@@ -124,7 +163,7 @@ class Command(BaseCommand):
         failed = [row.model for row in rows if row.status == "failed"]
         differ = [row.model for row in rows if row.status == "mismatch"]
         if failed:
-            verb = "Copy" if subcommand == "copy" else "Compare"
+            verb = subcommand.capitalize()
             raise CommandError(f"{verb} failed for {len(failed)} model(s): {', '.join(failed)}", returncode=1)
         blocked = [row.model for row in rows if row.status == "skipped" and row.reason.startswith("not copied")]
         raise CommandError(f"Row counts differ for {len(differ + blocked)} model(s): {', '.join(differ + blocked)}", returncode=1)

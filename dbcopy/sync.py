@@ -1,0 +1,324 @@
+"""Keep a destination in step with its source: incremental by a timestamp cursor where a model has
+one, a full comparison where it hasn't, upserts by primary key, deletes on request, one sync at a
+time per destination.
+
+The watermark is read from the destination itself (its newest cursor value), not from a state
+table: the destination keeps exactly the models' schema, a sync straight after `dbcopy copy` picks
+up where the copy ended, and a table emptied by hand is simply filled again.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field as dataclass_field, replace
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models, transaction
+from django.db.models import Max
+
+from . import conf
+from .aliases import describe
+from .engine import OK, WRITE_ERRORS, Copier, CopyResult, _first_line, _units, explain_rejection
+from .exceptions import ConfigError, CopyError, DbcopyError
+from .plan import REMAP, Skipped
+from .rows import RowReader, RowWriter, is_json, pk_fields
+
+_LOOKBACK = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+DEFAULT_LOOKBACK = "10m"
+
+
+class SyncLocked(DbcopyError):
+    """Another sync holds the destination's lock (exit status 3)."""
+
+
+def parse_lookback(text):
+    """Return the timedelta for '30s', '10m', '2h' or '1d'."""
+    match = _LOOKBACK.match(str(text))
+    if not match:
+        raise ConfigError(f"--lookback {text!r}: give a number and a unit, such as 30s, 10m, 2h or 1d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    lookback: timedelta
+    deletes: bool = False
+    full_refresh: frozenset = frozenset()  # models compared in full whatever their cursor
+    cursors: dict = dataclass_field(default_factory=dict)  # model -> cursor field name, or None
+
+
+# --- deciding each model's cursor --------------------------------------------------------------
+
+
+def cursor_fields(plan, since_field):
+    """Return {model: cursor field name or None} for the copy steps of the plan."""
+    overrides = dict(getattr(settings, "DBCOPY_SYNC_FIELDS", {}))
+    labels = {step.label for step in plan.steps}
+    unknown = sorted(set(overrides) - labels - {s.label for s in plan.skipped})
+    if unknown:
+        raise ConfigError(f"DBCOPY_SYNC_FIELDS names models that are not installed: {', '.join(unknown)}")
+    cursors = {}
+    for step in plan.steps:
+        if step.kind == REMAP:
+            continue
+        name = overrides.get(step.label, since_field)
+        cursors[step.model] = _cursor_field(step, name, explicit=step.label in overrides)
+    return cursors
+
+
+def _cursor_field(step, name, explicit):
+    if not name:
+        return None
+    try:
+        found = step.model._meta.get_field(name)
+    except FieldDoesNotExist:
+        if explicit:
+            raise ConfigError(f"DBCOPY_SYNC_FIELDS: {step.label} has no field {name!r}") from None
+        return None
+    if not isinstance(found, (models.DateTimeField, models.DateField)) or found.many_to_many:
+        raise ConfigError(
+            f"{step.label}.{name} is a {type(found).__name__}; the sync cursor must be a DateTimeField "
+            f"(choose another with --since-field or DBCOPY_SYNC_FIELDS)"
+        )
+    return name
+
+
+def cursor_only(plan, cursors, since_field):
+    """Return the plan restricted to models with a cursor (and their M2M tables); list the others."""
+    keep, skipped = [], list(plan.skipped)
+    for step in plan.steps:
+        owner = step.model._meta.auto_created
+        if step.kind == REMAP or cursors.get(step.model) or (owner and cursors.get(owner)):
+            keep.append(step)
+        else:
+            skipped.append(Skipped(step.label, step.table, step.dest, f"no {since_field!r} field (--cursor-only)"))
+    return replace(plan, steps=tuple(keep), skipped=tuple(skipped))
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def run_sync(plan, options, chunk_size=None, on_progress=None):
+    """Bring every planned destination table to the source's state; return one result per step."""
+    syncer = Syncer(plan, chunk_size or conf.get("CHUNK_SIZE"), on_progress, options)
+    return syncer.sync()
+
+
+@dataclass
+class SyncCounts:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    gone: int = 0  # destination rows whose primary key the source no longer has
+    watermark: object = None
+
+
+class Syncer(Copier):
+    """A Copier whose steps compare and upsert instead of inserting into empty tables."""
+
+    def __init__(self, plan, chunk_size, on_progress, options):
+        super().__init__(plan, chunk_size, on_progress or (lambda *a, **k: None), writer="fast")
+        self.options = options
+        self.windows = {}  # step -> the `since` its rows were read from (None: in full)
+
+    def sync(self):
+        locks = self.acquire_locks()
+        try:
+            steps = list(self.plan.steps)
+            for unit in _units(steps):
+                self.run_unit(unit)
+            for step in steps:
+                if step.deferred_fields and self.results[step].status == OK:
+                    self.sync_deferred(step)
+            for step in reversed(steps):
+                if step.kind != REMAP and self.results[step].status == OK:
+                    self.find_gone_rows(step)
+            self.reset_sequences()
+        finally:
+            for lock in reversed(locks):
+                lock.release()
+        return CopyResult([self.results[step] for step in self.plan.steps])
+
+    def acquire_locks(self):
+        held = []
+        for dest in sorted(self.plan.dests):
+            lock = self.dialect(dest).sync_lock()
+            if not lock.acquire():
+                for other in reversed(held):
+                    other.release()
+                raise SyncLocked(
+                    f"Another dbcopy sync is writing to {describe(dest)}; this run changed nothing. "
+                    "Try again when it has finished (a scheduler can simply run the next sync)."
+                )
+            held.append(lock)
+        return held
+
+    def replace_seeded(self, step):
+        """Keep the destination's seeded rows: a sync updates them by primary key instead."""
+
+    # --- upserting ---------------------------------------------------------------------------------
+
+    def copy_rows(self, step, result):
+        result.method = "sync"
+        result.counts = SyncCounts()  # read by reconcile() for the sync report
+        reader = RowReader(step.model, step.source, step.fields)
+        dialect = self.dialect(step.dest)
+        writer = RowWriter(step, self.remaps, dialect.connection)
+        comparer = RowComparer(step, self.remaps, reader)
+        for rows in self.source_chunks(step, reader):
+            self.upsert(step, reader, writer, comparer, rows, result)
+            self.progress("chunk", step, rows=len(rows), copied=result.copied)
+        cursor = self.cursor(step)
+        if cursor:
+            result.counts.watermark = _watermark(step.model, step.dest, cursor)
+
+    def cursor(self, step):
+        if step.model in self.options.full_refresh:
+            return None
+        return self.options.cursors.get(step.model)
+
+    def source_chunks(self, step, reader, record=True):
+        """Yield the source rows to compare: the cursor window, or every row."""
+        cursor = self.cursor(step)
+        if not cursor:
+            if record:
+                self.windows[step] = None
+            yield from reader.chunks(self.chunk_size)
+            return
+        if record:
+            mark = _watermark(step.model, step.dest, cursor)
+            self.windows[step] = None if mark is None else mark - self.options.lookback
+        yield from reader.window_chunks(self.chunk_size, cursor, self.windows[step])
+        if step.model._meta.get_field(cursor).null:
+            # A row without a timestamp never enters a window: compare those rows every run.
+            yield from reader.chunks(self.chunk_size, extra_filter=models.Q(**{f"{cursor}__isnull": True}))
+
+    def upsert(self, step, reader, writer, comparer, rows, result):
+        keys = [reader.key(row) for row in rows]
+        existing = reader.rows_at(step.dest, keys)
+        new, changed = [], []
+        for row, key in zip(rows, keys):
+            old = existing.get(key)
+            if old is None:
+                new.append(row)
+            elif comparer.same(row, old):
+                result.counts.unchanged += 1
+            else:
+                changed.append(row)
+        dialect = self.dialect(step.dest)
+        if changed:  # before inserts: a changed row may free a unique value a new row takes
+            prepared = writer.prepare(changed, reader.pk_value)
+            update_rows = [comparer.update_values(values) for values in prepared]
+            try:
+                with transaction.atomic(using=step.dest):
+                    dialect.update_rows(step.table, comparer.update_fields, comparer.pk_fields, update_rows)
+            except WRITE_ERRORS as exc:
+                self.find_refused_update(step, reader, comparer, changed, prepared, exc)
+            result.counts.updated += len(changed)
+        if new:
+            prepared = writer.prepare(new, reader.pk_value)
+            try:
+                with transaction.atomic(using=step.dest):
+                    dialect.write_rows(step, prepared, "fast")
+            except WRITE_ERRORS as exc:
+                self.find_rejected_row(step, reader, new, prepared, exc, result)
+            result.counts.inserted += len(new)
+        result.copied = result.counts.inserted + result.counts.updated
+
+    def find_refused_update(self, step, reader, comparer, rows, prepared, chunk_error):
+        dialect = self.dialect(step.dest)
+        for row, values in zip(rows, prepared):
+            try:
+                with transaction.atomic(using=step.dest):
+                    dialect.update_rows(step.table, comparer.update_fields, comparer.pk_fields, [comparer.update_values(values)])
+            except WRITE_ERRORS as exc:
+                field, reason, fix = explain_rejection(step, dialect, row, values, exc)
+                raise CopyError(step.label, step.dest, reader.pk_value(row), field and field.name, reason, fix) from exc
+        raise CopyError(step.label, step.dest, reason=_first_line(chunk_error), fix="lower --chunk-size and retry")
+
+    # --- cycles and deletes ----------------------------------------------------------------------
+
+    def sync_deferred(self, step):
+        """Set the cycle-breaking FKs of the rows this run read, now that every row they point at exists."""
+        fields = list(pk_fields(step.model)) + list(step.deferred_fields)
+        partial = replace(step, fields=tuple(fields), deferred_fields=())
+        reader = RowReader(step.model, step.source, fields)
+        writer = RowWriter(partial, self.remaps, self.dialect(step.dest).connection)
+        comparer = RowComparer(partial, self.remaps, reader)
+        for rows in self.source_chunks(step, reader, record=False):
+            existing = reader.rows_at(step.dest, [reader.key(row) for row in rows])
+            changed = [row for row in rows if not comparer.same(row, existing.get(reader.key(row)))]
+            if changed:
+                updates = [comparer.update_values(values) for values in writer.prepare(changed, reader.pk_value)]
+                with transaction.atomic(using=step.dest):
+                    self.dialect(step.dest).update_rows(step.table, comparer.update_fields, comparer.pk_fields, updates)
+
+    def find_gone_rows(self, step):
+        """Count, or with --deletes delete, destination rows whose primary key the source lost."""
+        result = self.results[step]
+        reader = RowReader(step.model, step.source, pk_fields(step.model))
+        dialect = self.dialect(step.dest)
+        connection = dialect.connection
+        for keys in reader.key_chunks(step.dest, self.chunk_size):
+            present = set(reader.rows_at(step.source, keys))
+            gone = [key for key in keys if key not in present]
+            if not gone:
+                continue
+            # A removed M2M link is part of its owner row's state, so link tables are always pruned.
+            if not (self.options.deletes or step.model._meta.auto_created):
+                result.counts.gone += len(gone)
+                continue
+            prepared = [tuple(f.get_db_prep_save(v, connection) for f, v in zip(reader.pk_fields, key)) for key in gone]
+            try:
+                with transaction.atomic(using=step.dest):
+                    dialect.delete_rows(step.table, reader.pk_fields, prepared)
+            except WRITE_ERRORS as exc:
+                pk = gone[0][0] if len(gone[0]) == 1 else gone[0]
+                self.mark_failed(step, result, str(CopyError(
+                    step.label, step.dest, pk, reason=f"cannot delete rows gone from the source: {_first_line(exc)}",
+                    fix="rows of another table still refer to them; include that table in the sync",
+                )))
+                return
+            result.counts.deleted += len(gone)
+
+
+class RowComparer:
+    """Compare a source row with the destination's, as stored (ids translated, JSON parsed)."""
+
+    def __init__(self, step, remaps, reader):
+        deferred = set(step.deferred_fields)
+        self.pk_fields = reader.pk_fields
+        self.positions = [i for i, f in enumerate(step.fields) if f not in deferred]
+        self.update_positions = [i for i in self.positions if step.fields[i] not in self.pk_fields]
+        self.update_fields = [step.fields[i] for i in self.update_positions]
+        self.pk_positions = reader.pk_positions
+        self.normalizers = [self._normalizer(f, remaps, step) for f in step.fields]
+
+    @staticmethod
+    def _normalizer(field, remaps, step):
+        if is_json(field):
+            return lambda value: None if value is None else ("json", json.loads(value))
+        translate = remaps.translator(step, field) if field.is_relation else None
+        if translate:
+            return translate
+        if isinstance(field, models.BinaryField):
+            return lambda value: None if value is None else bytes(value)
+        return lambda value: value
+
+    def same(self, source_row, dest_row):
+        if dest_row is None:
+            return False
+        normalize = self.normalizers
+        return all(normalize[i](source_row[i]) == normalize[i](dest_row[i]) for i in self.positions)
+
+    def update_values(self, prepared):
+        """Return the UPDATE parameters: the changed columns' values, then the primary key's."""
+        return [prepared[i] for i in self.update_positions] + [prepared[i] for i in self.pk_positions]
+
+
+def _watermark(model, alias, cursor):
+    return model._base_manager.using(alias).aggregate(mark=Max(cursor))["mark"]
+
