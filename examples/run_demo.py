@@ -8,21 +8,28 @@ Run it from anywhere (the Makefile runs `make demo`):
 It deletes and recreates examples/var/, migrates and seeds the monolith, migrates each
 service database, then runs `dbcopy plan`, `dbcopy copy` and `dbcopy compare` with the
 monolith as source and no --dest, so the project's router decides where each model goes.
-Every step is a real `manage.py` command, printed before it runs; the first one that fails
-stops the demo with its exit status.
+Then the monolith moves on (`demo_activity`: new orders, fills, reads, deletes, edits) and
+`dbcopy sync` brings the service databases back in step, twice: the second run must find
+nothing to do. Every step is a real `manage.py` command, printed before it runs; the first
+one that fails stops the demo with its exit status, and so does a summary check that fails.
 """
 
+import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 EXAMPLES_DIR = Path(__file__).resolve().parent
 VAR_DIR = EXAMPLES_DIR / "var"
 MONOLITH = VAR_DIR / "monolith.sqlite3"
+ACTIVITY_REPORT = VAR_DIR / "activity-report.json"
+SYNC_REPORT = VAR_DIR / "sync-report.json"
+RESYNC_REPORT = VAR_DIR / "resync-report.json"
 SERVICES = ["users", "marketdata", "trading", "portfolio", "notifications"]
 
 # Tables whose created_at/updated_at the summary compares between monolith and service.
@@ -51,9 +58,22 @@ def main():
     manage("dbcopy", "copy", "--source", "default", "--no-input", "--report-json", "var/copy-report.json")
     banner("5. Compare source and destinations row by row")
     manage("dbcopy", "compare", "--source", "default", "--report-json", "var/compare-report.json")
+    banner("6. The platform moves on: five minutes of orders, fills, reads and edits in the monolith")
+    manage("demo_activity", "--report-json", "var/activity-report.json")
+    banner("7. Sync: bring the service databases back in step with the monolith")
+    sync = ["dbcopy", "sync", "--source", "default", "--since-field", "updated_at", "--deletes"]
+    manage(*sync, "--report-json", "var/sync-report.json")
+    banner("8. Sync again straight away: nothing is left to do")
+    manage(*sync, "--report-json", "var/resync-report.json")
+    banner("9. Compare once more")
+    manage("dbcopy", "compare", "--source", "default")
     banner("Summary")
     print_row_counts()
     print_timestamp_check()
+    failures = print_sync_summary() + print_equality_check()
+    if failures:
+        print(f"\nDemo failed: {'; '.join(failures)}.", file=sys.stderr)
+        sys.exit(1)
     print(f"\nDemo finished in {time.monotonic() - started:.1f}s. Databases and reports are in {VAR_DIR}.")
 
 
@@ -122,7 +142,7 @@ def stamps(path, table):
 
 def print_timestamp_check():
     """Show that auto_now/auto_now_add columns kept their stored past values in the copy."""
-    print("\nauto_now_add / auto_now columns after the copy (they must not hold the copy time):")
+    print("\nauto_now_add / auto_now columns after the copy and the sync (they must not hold the copy time):")
     for service, table in STAMPED_TABLES.items():
         before = stamps(MONOLITH, table)
         after = stamps(VAR_DIR / f"{service}.sqlite3", table)
@@ -133,6 +153,94 @@ def print_timestamp_check():
     pk = min(before)
     print(f"  e.g. trading_order id={pk}  monolith: {before[pk]}")
     print(f"  {'':<26}trading:  {after.get(pk)}")
+
+
+WHAT = ("inserted", "updated", "deleted")
+
+
+def changed_models(report):
+    """Return the rows of a sync report for models the sync inserted, updated or deleted rows of."""
+    return [m for m in report["models"] if any(m.get(what) for what in WHAT)]
+
+
+def print_sync_summary():
+    """Print what the first sync wrote per model next to what the activity changed; check the second sync."""
+    failures = []
+    first = json.loads(SYNC_REPORT.read_text())
+    activity = json.loads(ACTIVITY_REPORT.read_text())["models"]
+    changed = changed_models(first)
+    print(f"\nWhat the sync wrote (var/{SYNC_REPORT.name}):")
+    print(f"  {'model':<32} {'database':<14} {'inserted':>8} {'updated':>8} {'deleted':>8}  watermark now")
+    for m in changed:
+        cells = " ".join(f"{m[what] or '':>8}" for what in WHAT)
+        how = m["watermark"] or "(compared in full)"
+        print(f"  {m['model']:<32} {m['dest']:<14} {cells}  {how}")
+    synced = [m for m in first["models"] if m.get("inserted") is not None]
+    unchanged = sum(m["unchanged"] or 0 for m in synced)
+    print(f"  {len(synced) - len(changed)} more models had nothing to write; {unchanged:,} rows compared equal.")
+    totals = {what: sum(m[what] or 0 for m in synced) for what in WHAT}
+    print("  total: " + ", ".join(f"{n:,} {what}" for what, n in totals.items()))
+
+    wrote = {m["model"]: {what: m[what] or 0 for what in WHAT} for m in changed}
+    expected = {label: counts for label, counts in activity.items() if any(counts.values())}
+    if wrote == expected:
+        print(f"  That is exactly what demo_activity changed in the monolith (var/{ACTIVITY_REPORT.name}), model by model.")
+    else:
+        for label in sorted(set(wrote) | set(expected)):
+            if wrote.get(label) != expected.get(label):
+                print(f"  {label}: demo_activity changed {fmt(expected.get(label))}, the sync wrote {fmt(wrote.get(label))}")
+        failures.append("the sync did not write what the activity changed")
+
+    second = json.loads(RESYNC_REPORT.read_text())
+    again = changed_models(second)
+    rows = sum(m["unchanged"] or 0 for m in second["models"] if m.get("inserted") is not None)
+    if again:
+        names = ", ".join(f"{m['model']} {fmt(m)}" for m in again)
+        print(f"\nThe second sync wrote rows again ({names}): it should have found nothing to do.")
+        return [*failures, "the second sync was not idempotent"]
+    print(f"\nThe second sync (var/{RESYNC_REPORT.name}) compared {rows:,} rows and wrote none.")
+    return failures
+
+
+def fmt(counts):
+    """Return '40 inserted, 25 updated, 0 deleted' for a dict of counts (or 'nothing')."""
+    if not counts or not any(counts.get(what) for what in WHAT):
+        return "nothing"
+    return ", ".join(f"{counts.get(what) or 0} {what}" for what in WHAT)
+
+
+def table_rows(path, table):
+    """Return every row of table in the SQLite database at path, as a multiset."""
+    with sqlite3.connect(path) as db:
+        return Counter(db.execute(f'SELECT * FROM "{table}"'))
+
+
+def print_equality_check():
+    """Compare every table of every service database with the monolith's, column by column.
+
+    Raw ids compare equal even in the content-type columns: every database's `migrate` created
+    the same content types in the same order (dbcopy would translate them if they differed).
+    """
+    changed = {(m["dest"], m["table"]) for m in changed_models(json.loads(SYNC_REPORT.read_text()))}
+    print("\nService databases against the monolith, every column of every row, after the sync:")
+    failures, others = [], 0
+    for service in SERVICES:
+        path = VAR_DIR / f"{service}.sqlite3"
+        with sqlite3.connect(path) as db:
+            tables = user_tables(db)
+        for table in tables:
+            source, copy = table_rows(MONOLITH, table), table_rows(path, table)
+            differ = sum(((source - copy) + (copy - source)).values())
+            if differ:
+                failures.append(f"{service}.{table} differs from the monolith in {differ} rows")
+            if (service, table) in changed or differ:
+                verdict = "identical" if not differ else f"DIFFERS in {differ} rows"
+                print(f"  {service + '.' + table:<48} {sum(source.values()):>6} rows {verdict}")
+            else:
+                others += 1
+    print(f"  and the {others} tables the sync had nothing to write to: identical as well.")
+    return failures
+
 
 if __name__ == "__main__":
     main()

@@ -67,6 +67,17 @@ DATABASES.update({name: _sqlite(name) for name in SERVICE_DATABASES})
 
 DATABASE_ROUTERS = ["tradingplatform.routers.ServiceRouter"]
 
+# `dbcopy sync --since-field updated_at` reads only the rows changed since the destination's
+# newest updated_at. These models have no updated_at, but they are append-only (a fill, a
+# loaded bar or an admin log entry never changes once written), so the moment a row was
+# written is cursor enough. Models with neither, such as auth_user and the many-to-many
+# tables, are compared in full.
+DBCOPY_SYNC_FIELDS = {
+    "trading.Trade": "created_at",
+    "marketdata.PriceBar": "created_at",
+    "admin.LogEntry": "action_time",
+}
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"

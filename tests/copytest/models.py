@@ -310,3 +310,55 @@ class LooseRef(models.Model):
 
     author = models.ForeignKey(Author, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
     note = models.CharField(max_length=50)
+
+
+# --------------------------------------------------------------------------------------
+# Incremental sync (migration 0003): cursor models, lookup / child tables without a cursor
+# --------------------------------------------------------------------------------------
+
+
+class SyncAuthor(models.Model):
+    """Lookup table without a cursor field: `dbcopy sync` compares it in full."""
+
+    name = models.CharField(max_length=100)
+
+
+class SyncTag(models.Model):
+    """Lookup table without a cursor field, with a unique key besides the pk."""
+
+    name = models.CharField(max_length=50, unique=True)
+
+
+class SyncBook(models.Model):
+    """Cursor model: created_at / updated_at stamped by Django (auto_now_add / auto_now);
+    a unique key besides the pk, an FK to a lookup table, an auto-created M2M through table
+    and a DateField (not a valid cursor)."""
+
+    title = models.CharField(max_length=200)
+    code = models.CharField(max_length=20, unique=True)
+    author = models.ForeignKey(SyncAuthor, on_delete=models.CASCADE, related_name="books")
+    tags = models.ManyToManyField(SyncTag, blank=True, related_name="books")  # auto-created SyncBook_tags
+    published = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+
+class SyncChapter(models.Model):
+    """Child table of a cursor model, without a cursor of its own: compared in full."""
+
+    book = models.ForeignKey(SyncBook, on_delete=models.CASCADE, related_name="chapters")
+    number = models.PositiveIntegerField()
+    title = models.CharField(max_length=100)
+
+
+class SyncItem(models.Model):
+    """MTI parent holding the cursor."""
+
+    name = models.CharField(max_length=100)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class SyncGadget(SyncItem):
+    """MTI child: its cursor lives in the parent's table."""
+
+    color = models.CharField(max_length=20)
