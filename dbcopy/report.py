@@ -169,6 +169,9 @@ class _PlainProgress:
             if result.status != "ok":
                 report.say(f"[red]{result.status}[/] {step.label} → '{_dest_name(step.dest)}' after {result.copied:,} rows")
                 return
+            if step.kind == REMAP:
+                report.say(f"matched {step.label} → '{_dest_name(step.dest)}' by natural key: {result.copied:,} added")
+                return
             rate = result.copied / result.seconds if result.seconds > 0 else 0
             report.say(f"copied {step.label} → '{_dest_name(step.dest)}': {result.copied:,} rows in "
                        f"{result.seconds:.2f} s ({rate:,.0f} rows/s, {result.method})")

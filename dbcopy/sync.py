@@ -65,6 +65,9 @@ def cursor_fields(plan, since_field):
             continue
         name = overrides.get(step.label, since_field)
         cursors[step.model] = _cursor_field(step, name, explicit=step.label in overrides)
+    if since_field and cursors and since_field not in cursors.values():
+        # Most likely a typo: every model would silently be compared in full.
+        raise ConfigError(f"--since-field {since_field!r}: none of the planned models has a field of that name")
     return cursors
 
 
