@@ -65,7 +65,7 @@ def cursor_fields(plan, since_field):
             continue
         name = overrides.get(step.label, since_field)
         cursors[step.model] = _cursor_field(step, name, explicit=step.label in overrides)
-    if since_field and cursors and since_field not in cursors.values():
+    if since_field and cursors and not any(_has_field(model, since_field) for model in cursors):
         # Most likely a typo: every model would silently be compared in full.
         raise ConfigError(f"--since-field {since_field!r}: none of the planned models has a field of that name")
     return cursors
@@ -86,6 +86,14 @@ def _cursor_field(step, name, explicit):
             f"(choose another with --since-field or DBCOPY_SYNC_FIELDS)"
         )
     return name
+
+
+def _has_field(model, name):
+    try:
+        model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
 
 
 def cursor_only(plan, cursors, since_field):
