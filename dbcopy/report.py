@@ -86,6 +86,10 @@ class Report:
             table.add_row(row.model, row.dest or "", _num(row.source_rows), _num(row.dest_rows), _num(row.copied_rows),
                           f"[{style}]{row.status}[/]", row.reason)
         self.console.print(table)
+        if self.verbosity < 2:
+            for row in rows:
+                if row.status == "skipped" and row.source_rows is None:
+                    self.say(f"[yellow]skipped[/] {row.model}: {row.reason}")
         counts = {}
         for row in rows:
             counts[row.status] = counts.get(row.status, 0) + 1

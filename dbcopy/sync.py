@@ -80,7 +80,7 @@ def _cursor_field(step, name, explicit):
         if explicit:
             raise ConfigError(f"DBCOPY_SYNC_FIELDS: {step.label} has no field {name!r}") from None
         return None
-    if not isinstance(found, (models.DateTimeField, models.DateField)) or found.many_to_many:
+    if not isinstance(found, models.DateTimeField):
         raise ConfigError(
             f"{step.label}.{name} is a {type(found).__name__}; the sync cursor must be a DateTimeField "
             f"(choose another with --since-field or DBCOPY_SYNC_FIELDS)"
@@ -145,7 +145,7 @@ class Syncer(Copier):
                 if step.deferred_fields and self.results[step].status == OK:
                     self.sync_deferred(step)
             for step in reversed(steps):
-                if step.kind != REMAP and self.results[step].status == OK:
+                if step.kind != REMAP and not step.model._meta.auto_created and self.results[step].status == OK:
                     self.find_gone_rows(step)
             self.reset_sequences()
         finally:
@@ -175,6 +175,10 @@ class Syncer(Copier):
     def copy_rows(self, step, result):
         result.method = "sync"
         result.counts = SyncCounts()  # read by reconcile() for the sync report
+        if step.model._meta.auto_created:
+            # Remove links first: `.set()` re-creates a link under a new id, which would collide with
+            # the old one on the (from, to) unique key if it were still there.
+            self.find_gone_rows(step)
         reader = RowReader(step.model, step.source, step.fields)
         dialect = self.dialect(step.dest)
         writer = RowWriter(step, self.remaps, dialect.connection)
@@ -267,6 +271,23 @@ class Syncer(Copier):
                 with transaction.atomic(using=step.dest):
                     self.dialect(step.dest).update_rows(step.table, comparer.update_fields, comparer.pk_fields, updates)
 
+    def links_to_deleted_rows(self, step, keys):
+        """Return the link keys (of those given) one of whose two rows no longer exists at the source."""
+        if not keys:
+            return set()
+        ends = _link_ends(step.model)
+        reader = RowReader(step.model, step.dest, list(pk_fields(step.model)) + ends)
+        rows = reader.rows_at(step.dest, keys)
+        alive = []
+        for position, end in enumerate(ends, start=len(reader.pk_fields)):
+            wanted = {row[position] for row in rows.values()}
+            target = end.remote_field.model._base_manager.using(step.source)
+            alive.append(set(target.filter(pk__in=wanted).values_list("pk", flat=True)))
+        return {
+            key for key, row in rows.items()
+            if any(row[len(reader.pk_fields) + i] not in alive[i] for i in range(len(ends)))
+        }
+
     def find_gone_rows(self, step):
         """Count, or with --deletes delete, destination rows whose primary key the source lost."""
         result = self.results[step]
@@ -276,11 +297,16 @@ class Syncer(Copier):
         for keys in reader.key_chunks(step.dest, self.chunk_size):
             present = set(reader.rows_at(step.source, keys))
             gone = [key for key in keys if key not in present]
-            if not gone:
-                continue
-            # A removed M2M link is part of its owner row's state, so link tables are always pruned.
-            if not (self.options.deletes or step.model._meta.auto_created):
+            if not self.options.deletes and step.model._meta.auto_created:
+                # A link removed between two rows that both still exist is an M2M change of those
+                # rows: always applied. Links of a deleted row wait for --deletes, like the row.
+                kept = self.links_to_deleted_rows(step, gone)
+                result.counts.gone += len(kept)
+                gone = [key for key in gone if key not in kept]
+            elif not self.options.deletes:
                 result.counts.gone += len(gone)
+                continue
+            if not gone:
                 continue
             prepared = [tuple(f.get_db_prep_save(v, connection) for f, v in zip(reader.pk_fields, key)) for key in gone]
             try:
@@ -296,6 +322,11 @@ class Syncer(Copier):
             result.counts.deleted += len(gone)
 
 
+def _link_ends(model):
+    """Return the two FK fields of an M2M link table."""
+    return [f for f in model._meta.local_concrete_fields if f.is_relation]
+
+
 class RowComparer:
     """Compare a source row with the destination's, as stored (ids translated, JSON parsed)."""
 
@@ -306,28 +337,35 @@ class RowComparer:
         self.update_positions = [i for i in self.positions if step.fields[i] not in self.pk_fields]
         self.update_fields = [step.fields[i] for i in self.update_positions]
         self.pk_positions = reader.pk_positions
-        self.normalizers = [self._normalizer(f, remaps, step) for f in step.fields]
-
-    @staticmethod
-    def _normalizer(field, remaps, step):
-        if is_json(field):
-            return lambda value: None if value is None else ("json", json.loads(value))
-        translate = remaps.translator(step, field) if field.is_relation else None
-        if translate:
-            return translate
-        if isinstance(field, models.BinaryField):
-            return lambda value: None if value is None else bytes(value)
-        return lambda value: value
+        self.dest_forms = [_stored_form(f) for f in step.fields]
+        # A source id of a content type or permission is compared as the destination's id for it.
+        self.source_forms = [
+            (remaps.translator(step, f) if f.is_relation else None) or form
+            for f, form in zip(step.fields, self.dest_forms)
+        ]
 
     def same(self, source_row, dest_row):
         if dest_row is None:
             return False
-        normalize = self.normalizers
-        return all(normalize[i](source_row[i]) == normalize[i](dest_row[i]) for i in self.positions)
+        source, dest = self.source_forms, self.dest_forms
+        return all(source[i](source_row[i]) == dest[i](dest_row[i]) for i in self.positions)
 
     def update_values(self, prepared):
         """Return the UPDATE parameters: the changed columns' values, then the primary key's."""
         return [prepared[i] for i in self.update_positions] + [prepared[i] for i in self.pk_positions]
+
+
+def _stored_form(field):
+    """Return a function giving the value in a form both vendors agree on."""
+    if is_json(field):  # key order and spacing differ between vendors' JSON text
+        return lambda value: None if value is None else ("json", json.loads(value))
+    if isinstance(field, models.BinaryField):
+        return lambda value: None if value is None else bytes(value)
+    return _same
+
+
+def _same(value):
+    return value
 
 
 def _watermark(model, alias, cursor):

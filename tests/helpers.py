@@ -490,8 +490,27 @@ def seed_core(alias, scale=1):
     m.LooseRef.objects.using(using).create(author_id=987654321, note="author that never existed")
     m.LooseRef.objects.using(using).create(author=None, note="no author")
 
+    seed_sync_models(using)
     s.counts = row_counts(alias)
     return s
+
+
+def seed_sync_models(using):
+    """A few rows in the models test_sync.py exercises, so every copy test carries them too."""
+    authors = [m.SyncAuthor.objects.using(using).create(name=f"Sync author {i}") for i in range(2)]
+    tags = [m.SyncTag.objects.using(using).create(name=f"sync-tag-{i}") for i in range(3)]
+    for i in range(4):
+        book = m.SyncBook.objects.using(using).create(
+            title=f"Sync book {i}", code=f"SB-{i}", author=authors[i % 2], published=dt.date(2020, 1, 1 + i)
+        )
+        book.tags.add(*tags[: i % 3 + 1])
+        m.SyncChapter.objects.using(using).create(book=book, number=1, title=f"Chapter {i}.1")
+        m.SyncBook.objects.using(using).filter(pk=book.pk).update(
+            created_at=dt.datetime(2021, 3, 1, 12, i, tzinfo=dt.timezone.utc),
+            updated_at=dt.datetime(2022, 3, 1, 12, i, 30, 123456, tzinfo=dt.timezone.utc),
+        )
+    m.SyncItem.objects.using(using).create(name="plain item")
+    m.SyncGadget.objects.using(using).create(name="gadget", color="teal")
 
 
 # Distinct under case- and accent-insensitive collations too; their order differs between
