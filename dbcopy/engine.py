@@ -1,10 +1,8 @@
 """Execute a CopyPlan: truncate if asked, copy each step in keyset chunks, fix cycles, reset sequences."""
 
-import re
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from decimal import Decimal
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -15,7 +13,8 @@ from . import conf
 from .dialects import dialect_for
 from .exceptions import CopyError, DbcopyError
 from .plan import COPY, REMAP, REPLACE, relation_target
-from .rows import RowReader, RowWriter, Remaps, is_json, pk_fields
+from .diagnose import explain_rejection, first_line
+from .rows import RowReader, RowWriter, Remaps, pk_fields
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 # Drivers refuse some values before the server sees them (psycopg2: ValueError for NUL characters).
@@ -180,7 +179,7 @@ class Copier:
                     raise CopyError(failed[0].label, failed[0].dest, reason=self.results[failed[0]].message)
         except (DatabaseError, CopyError) as exc:
             labels = ", ".join(s.label for s in group)
-            message = f"the cycle {labels} could not be copied with deferred constraint checks: {_first_line(exc)}"
+            message = f"the cycle {labels} could not be copied with deferred constraint checks: {first_line(exc)}"
             for step in group:
                 self.mark_failed(step, self.results[step], message)
 
@@ -226,7 +225,7 @@ class Copier:
             copied = self.dialect(step.dest).stream_table(step, self.dialect(step.source), on_rows)
         except WRITE_ERRORS as exc:
             # Nothing was committed; the chunked path finds and names the row the destination refuses.
-            self.progress("note", step, message=f"streaming failed ({_first_line(exc)}); copying in chunks")
+            self.progress("note", step, message=f"streaming failed ({first_line(exc)}); copying in chunks")
             return False
         if copied is None:
             return False
@@ -248,7 +247,7 @@ class Copier:
             result.copied += 1
             self.progress("chunk", step, rows=1, copied=result.copied)
         # Every row went in on its own: the chunk as a whole was refused (size, lock, deadlock).
-        raise CopyError(step.label, step.dest, reason=_first_line(chunk_error), fix="lower --chunk-size and retry")
+        raise CopyError(step.label, step.dest, reason=first_line(chunk_error), fix="lower --chunk-size and retry")
 
     def replace_seeded(self, step):
         """Delete the rows `migrate` put in a seeded table (the default Site) before copying the source's."""
@@ -316,7 +315,7 @@ class Copier:
                             dialect.execute(dialect.delete_all_sql(step.table))
         except DatabaseError as exc:
             raise DbcopyError(
-                f"--truncate could not empty the planned tables of '{dest}' and deleted nothing: {_first_line(exc)}"
+                f"--truncate could not empty the planned tables of '{dest}' and deleted nothing: {first_line(exc)}"
             ) from exc
 
     def group_context(self, unit):
@@ -392,72 +391,3 @@ def _update_batch_size(alias, field_count):
     probe = [None] * 1000
     limit = ops.bulk_batch_size([None] * (2 * field_count + 1), probe) or 1000
     return max(1, min(500, limit))
-
-
-def _first_line(exc):
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def explain_rejection(step, dialect, row, prepared, exc):
-    """Return (field, reason, fix) for a row the destination refused.
-
-    Check the values the usual suspects first (the database's message often names no column), then
-    look for a column named in the message itself.
-    """
-    for field, value, stored in zip(step.fields, row, prepared):
-        for candidate in (value, stored):  # a custom field's value is an object until it is prepared
-            found = _value_problem(step, dialect, field, candidate)
-            if found:
-                return (field, *found)
-    message = _first_line(exc)
-    # PostgreSQL's CONTEXT quotes the data itself, which can look like any column name.
-    detail = str(exc).split("CONTEXT:")[0]
-    field = _first_named_field(step.fields, detail)
-    if field is not None:
-        return field, message, "fix the row at the source or the column at the destination"
-    return None, message, "check the row against the destination's constraints"
-
-
-def _value_problem(step, dialect, field, value):
-    """Return (reason, fix) if the value breaks a rule of the destination column, else None."""
-    vendor = dialect.connection.display_name
-    if isinstance(value, str):
-        if dialect.rejects_nul_in_text and ("\x00" in value or (is_json(field) and "\\u0000" in value)):
-            return (f"the text contains a NUL character (\\x00), which {vendor} does not store",
-                    "remove the NUL characters from the source row")
-        max_length = getattr(field, "max_length", None)
-        if max_length and len(value) > max_length:
-            return (f"value too long: {len(value)} characters for max_length {max_length}",
-                    "widen the column or clean the row")
-        if any(ord(char) > 0xFFFF for char in value):
-            charset = dialect.column_charset(step.table, field.column)
-            if charset and charset.lower() in ("utf8", "utf8mb3"):
-                return (f"a 4-byte UTF-8 character (such as an emoji) does not fit the column's {charset} "
-                        "character set",
-                        f"convert {step.table} to utf8mb4 (ALTER TABLE {step.table} CONVERT TO CHARACTER SET utf8mb4)")
-    if isinstance(value, int) and not isinstance(value, bool):
-        internal_type = field.get_internal_type()
-        try:
-            low, high = dialect.ops.integer_field_range(internal_type)
-        except KeyError:
-            return None
-        if (low is not None and value < low) or (high is not None and value > high):
-            return (f"{value} is out of range for {internal_type} on {vendor} ({low} to {high})",
-                    "use a wider integer field or clean the row")
-    if isinstance(value, Decimal) and getattr(field, "max_digits", None) and value.is_finite():
-        whole_digits = max(value.adjusted() + 1, 0)
-        if whole_digits > field.max_digits - field.decimal_places:
-            return (f"{value} has more than {field.max_digits - field.decimal_places} digits before the decimal "
-                    f"point (max_digits={field.max_digits}, decimal_places={field.decimal_places})",
-                    "widen the column or clean the row")
-    return None
-
-
-def _first_named_field(fields, detail):
-    """Return the field whose column the error message names first (the FK column before its target)."""
-    found = []
-    for field in fields:
-        match = re.search(rf"""['"`(]{re.escape(field.column)}['"`)]""", detail)
-        if match:
-            found.append((match.start(), field))
-    return min(found, key=lambda item: item[0])[1] if found else None

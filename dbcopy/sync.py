@@ -19,7 +19,8 @@ from django.db.models import Max
 
 from . import conf
 from .aliases import describe
-from .engine import OK, WRITE_ERRORS, Copier, CopyResult, _first_line, _units, explain_rejection
+from .diagnose import explain_rejection, first_line
+from .engine import OK, WRITE_ERRORS, Copier, CopyResult, _units
 from .exceptions import ConfigError, CopyError, DbcopyError
 from .plan import REMAP, Skipped
 from .rows import RowReader, RowWriter, is_json, pk_fields
@@ -252,7 +253,7 @@ class Syncer(Copier):
             except WRITE_ERRORS as exc:
                 field, reason, fix = explain_rejection(step, dialect, row, values, exc)
                 raise CopyError(step.label, step.dest, reader.pk_value(row), field and field.name, reason, fix) from exc
-        raise CopyError(step.label, step.dest, reason=_first_line(chunk_error), fix="lower --chunk-size and retry")
+        raise CopyError(step.label, step.dest, reason=first_line(chunk_error), fix="lower --chunk-size and retry")
 
     # --- cycles and deletes ----------------------------------------------------------------------
 
@@ -315,7 +316,7 @@ class Syncer(Copier):
             except WRITE_ERRORS as exc:
                 pk = gone[0][0] if len(gone[0]) == 1 else gone[0]
                 self.mark_failed(step, result, str(CopyError(
-                    step.label, step.dest, pk, reason=f"cannot delete rows gone from the source: {_first_line(exc)}",
+                    step.label, step.dest, pk, reason=f"cannot delete rows gone from the source: {first_line(exc)}",
                     fix="rows of another table still refer to them; include that table in the sync",
                 )))
                 return
