@@ -218,11 +218,15 @@ class Copier:
 
     def stream(self, step, result):
         """Stream the table database-to-database where the dialect can; False to copy chunk by chunk."""
-        if step.kind != COPY or any(self.remaps.translator(step, f) for f in step.fields if f.is_relation):
+        if step.kind != COPY:
             return False
+        translations = {f: self.remaps.mapping(step, f) for f in step.fields if f.is_relation}
+        translations = {f: mapping for f, mapping in translations.items() if mapping is not None}
+        if any(self.has_unmapped_ids(step, f, mapping) for f, mapping in translations.items()):
+            return False  # the value-by-value path names the row with the dangling id
         on_rows = lambda copied: self.progress("chunk", step, rows=None, copied=copied)  # noqa: E731
         try:
-            copied = self.dialect(step.dest).stream_table(step, self.dialect(step.source), on_rows)
+            copied = self.dialect(step.dest).stream_table(step, self.dialect(step.source), on_rows, translations)
         except WRITE_ERRORS as exc:
             # Nothing was committed; the chunked path finds and names the row the destination refuses.
             self.progress("note", step, message=f"streaming failed ({first_line(exc)}); copying in chunks")
@@ -231,6 +235,11 @@ class Copier:
             return False
         result.copied = copied
         return True
+
+    def has_unmapped_ids(self, step, field, mapping):
+        """Return whether the source column holds an id the map lacks (a dangling reference)."""
+        rows = step.model._base_manager.using(step.source).filter(**{f"{field.attname}__isnull": False})
+        return rows.exclude(**{f"{field.attname}__in": list(mapping)}).exists()
 
     def find_rejected_row(self, step, reader, rows, prepared, chunk_error, result):
         """Insert the failed chunk row by row, keeping the good rows; raise CopyError for the first refused."""

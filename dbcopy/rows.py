@@ -229,6 +229,10 @@ class Remaps:
     def set(self, dest, model, mapping):
         self.maps[(dest, model)] = mapping
 
+    def mapping(self, step, field):
+        """Return {source id: destination id} for a relation column that needs translating, or None."""
+        return self.maps.get((step.dest, field.remote_field.model._meta.concrete_model))
+
     def translator(self, step, field):
         target = field.remote_field.model._meta.concrete_model
         mapping = self.maps.get((step.dest, target))

@@ -112,8 +112,11 @@ class Dialect:
         """Insert prepared values the fastest way this vendor offers (default: multi-row INSERT)."""
         self.insert_rows(table, fields, rows)
 
-    def stream_table(self, step, source, on_rows):
-        """Copy the whole table straight from a source of the same vendor; None where that isn't possible."""
+    def stream_table(self, step, source, on_rows, translations=None):
+        """Copy the whole table database to database; None where this pair of vendors can't.
+
+        translations: {field: {source id: destination id}} for content type / permission columns.
+        """
         return None
 
     def update_rows(self, table, fields, pk_fields, rows):
@@ -178,6 +181,18 @@ def atomic_with_deferred_checks(dialect, tables, before=()):
         dialect.execute(before)
         yield
         dialect.check_constraints(tables)
+
+
+def translated_column_sql(column_sql, mapping):
+    """Return SQL mapping a column's ids through `mapping` (CASE … END), or None if they aren't integers.
+
+    The ids are written into the SQL as literals: COPY (SELECT …) takes no parameters, and int()
+    guarantees nothing but digits gets there.
+    """
+    if not mapping or not all(type(k) is int and type(v) is int for k, v in mapping.items()):
+        return None
+    branches = " ".join(f"WHEN {int(k)} THEN {int(v)}" for k, v in sorted(mapping.items()))
+    return f"CASE {column_sql} {branches} END"
 
 
 class NoLock:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import DatabaseError
 
-from .base import Dialect
+from .base import Dialect, translated_column_sql
 from .postgresql import PostgreSQLDialect
 
 _SESSION_MODES = "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_TRANS_TABLES', 'NO_AUTO_VALUE_ON_ZERO')"
@@ -75,13 +75,17 @@ class MySQLDialect(Dialect):
 
     # --- PostgreSQL → MySQL without Python per row ---------------------------------------------
 
-    def export_expression(self, source, field, deferred):
+    def export_expression(self, source, field, deferred, translations):
         """Return the PostgreSQL expression that prints the column as LOAD DATA reads it, or None."""
         if field in deferred:
             return "NULL"
         target = field.target_field if field.is_relation else field
         internal_type = target.get_internal_type()
         column = source.quote(field.column)
+        if field in translations:
+            column = translated_column_sql(column, translations[field])
+            if column is None:
+                return None
         if internal_type == "DateTimeField":
             if not settings.USE_TZ:
                 return column
@@ -107,7 +111,7 @@ class MySQLDialect(Dialect):
         )
         return sql + (f" SET {', '.join(assignments)}" if assignments else "")
 
-    def stream_table(self, step, source, on_rows):
+    def stream_table(self, step, source, on_rows, translations=None):
         """Pipe PostgreSQL's `COPY (SELECT …) TO STDOUT` into `LOAD DATA LOCAL INFILE` through a FIFO.
 
         LOCAL turns data errors into warnings, so any warning rolls the table back and the caller
@@ -116,7 +120,7 @@ class MySQLDialect(Dialect):
         if not (isinstance(source, PostgreSQLDialect) and source.has_copy):
             return None
         deferred = set(step.deferred_fields)
-        expressions = [self.export_expression(source, field, deferred) for field in step.fields]
+        expressions = [self.export_expression(source, field, deferred, translations or {}) for field in step.fields]
         if None in expressions:
             return None
         copy_out = f"COPY (SELECT {', '.join(expressions)} FROM {source.quote(step.table)}) TO STDOUT"

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from .base import Dialect, atomic_with_deferred_checks
+from .base import Dialect, atomic_with_deferred_checks, translated_column_sql
 
 # COPY's text format: backslash escapes for the characters that delimit values and rows.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -93,7 +93,7 @@ class PostgreSQLDialect(Dialect):
         with self.connection.cursor() as cursor, self.connection.wrap_database_errors:
             cursor.copy_expert(self.copy_from_sql(table, fields), io.StringIO(text))
 
-    def stream_table(self, step, source, on_rows):
+    def stream_table(self, step, source, on_rows, translations=None):
         """Pipe the source's `COPY (SELECT …) TO STDOUT` into `COPY … FROM STDIN`, no Python per row.
 
         Only between two PostgreSQL databases, for steps whose values need no translation (content
@@ -101,8 +101,16 @@ class PostgreSQLDialect(Dialect):
         """
         if not (isinstance(source, PostgreSQLDialect) and self.has_copy and source.has_copy):
             return None
-        deferred = set(step.deferred_fields)
-        selected = ", ".join("NULL" if f in deferred else source.quote(f.column) for f in step.fields)
+        deferred, translations = set(step.deferred_fields), translations or {}
+        columns = []
+        for field in step.fields:
+            column = "NULL" if field in deferred else source.quote(field.column)
+            if field in translations and field not in deferred:
+                column = translated_column_sql(column, translations[field])
+                if column is None:
+                    return None
+            columns.append(column)
+        selected = ", ".join(columns)
         copy_out = f"COPY (SELECT {selected} FROM {source.quote(step.table)}) TO STDOUT"
         source.connection.ensure_connection()
         # Django's connection wrappers are bound to their thread: the reader gets the raw connection.
