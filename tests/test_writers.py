@@ -107,3 +107,19 @@ def test_dangling_content_type_id_is_named_not_streamed(source, dest, report_pat
     assert result.returncode == 1, str(result)
     assert f"pk={tagged.pk}" in result.output and "content_type" in result.output, result.output
     assert result.entry("copytest.TaggedItem")["status"] == "failed"
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("pg_a", "mysql_b")])
+def test_load_data_without_fk_checks_still_refuses_orphans(source, dest, report_path):
+    # LOAD DATA runs with foreign_key_checks off and verifies the table before committing.
+    h.seed_core(source)
+    book = m.Book.objects.using(source).order_by("pk").first()
+    with connections[source].cursor() as cursor:  # an orphan, as a source with checks off can hold
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute("UPDATE copytest_book SET publisher_id = 999999 WHERE id = %s", [book.pk])
+        cursor.execute("SET session_replication_role = DEFAULT")
+    result = h.dbcopy("copy", "copytest", source=source, dest=dest, report_json=report_path)
+    assert result.returncode == 1, str(result)
+    assert f"pk={book.pk}" in result.output and "'publisher'" in result.output, result.output
+    assert result.entry("copytest.Book")["status"] == "failed"
+    assert not m.Book.objects.using(dest).filter(publisher_id=999999).exists()

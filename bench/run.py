@@ -1,0 +1,329 @@
+#!/usr/bin/env python
+"""Benchmark dbcopy against dumpdata | loaddata, the classic bulk_create loop and raw COPY | COPY.
+
+    make bench                                            # .venv/bin/python bench/run.py
+    SCALE=1 METHODS=dbcopy-fast,raw-copy TARGETS=pg .venv/bin/python bench/run.py
+    .venv/bin/python bench/run.py --scale 0.05 --methods dumpdata,dbcopy-fast --repeat 3
+
+Builds a persistent-identifier registry on PostgreSQL (SCALE=1: 550k identifiers, 550k target URLs,
+880k admin log entries), then copies it to each target once per method. Every method runs as its own
+subprocess, timed and measured with os.wait4 (peak RSS of the largest process of a pipeline), on a
+freshly migrated destination; afterwards every table is counted on both sides and a method whose
+counts differ, or that exits non-zero, is marked FAILED. Prints a Markdown table with the ratios to
+dbcopy fast; logs, reports and results.json go to bench/out/.
+"""
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+OUT_DIR = BENCH_DIR / "out"
+sys.path[:0] = [str(BENCH_DIR), str(REPO_DIR)]
+
+import dataset  # noqa: E402
+from dataset import SOURCE  # noqa: E402
+from methods import raw_copy  # noqa: E402
+from project.settings import DATABASES  # noqa: E402
+
+METHODS = {
+    "dumpdata": "dumpdata | loaddata",
+    "classic": "classic bulk_create loop",
+    "dbcopy-bulk": "dbcopy --writer bulk_create",
+    "dbcopy-fast": "dbcopy fast",
+    "raw-copy": "raw COPY | COPY",
+}
+TARGETS = {"pg": "PostgreSQL → PostgreSQL", "mariadb": "PostgreSQL → MariaDB"}
+ONLY_POSTGRES = {"raw-copy"}
+CHUNK_SIZE = 2000  # the classic loop's page; dbcopy's default chunk is the same
+
+
+def main():
+    """Build the dataset, run every chosen method on every chosen target, print and save the results."""
+    args = parse_args()
+    OUT_DIR.mkdir(exist_ok=True)
+    print_header(args)
+    version = dbcopy_version()
+    counts, seconds = build_source(args.scale)
+    tables = dataset.source_tables()
+    source_rows = dataset.count_rows(SOURCE, tables)
+    source_stamps = dataset.timestamps(SOURCE)
+    total = sum(source_rows.values())
+    print(f"Source built in {seconds:.0f} s: {', '.join(f'{n:,} {k}' for k, n in counts.items())}; "
+          f"{total:,} rows in {len(tables)} tables.\n", flush=True)
+    results = []
+    try:
+        for target in args.targets:
+            for method in args.methods:
+                if method in ONLY_POSTGRES and not dataset.is_postgres(target):
+                    continue
+                result = run_method(method, target, args, tables, source_rows, source_stamps, total)
+                results.append(result)
+    finally:
+        if not args.keep:
+            for alias in (SOURCE, *TARGETS):
+                dataset.drop(alias)
+    print_table(results, args)
+    if dbcopy_version() != version:
+        print(f"\n**dbcopy changed during the run** ({version[0]} → {dbcopy_version()[0]}): rerun before comparing.")
+    print_targets(results)
+    (OUT_DIR / "results.json").write_text(json.dumps(
+        {"command": command_line(), "scale": args.scale, "source_rows": source_rows, "results": results}, indent=2
+    ))
+    sys.exit(0 if all(r["status"] == "ok" for r in results) else 1)
+
+
+def parse_args():
+    """Read the options; SCALE, METHODS, TARGETS and REPEAT in the environment are the defaults."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=float(os.environ.get("SCALE") or 0.05),
+                        help="fraction of the full dataset (env SCALE, default 0.05)")
+    parser.add_argument("--methods", default=os.environ.get("METHODS") or ",".join(METHODS),
+                        help=f"comma-separated, from {', '.join(METHODS)} (env METHODS, default all)")
+    parser.add_argument("--targets", default=os.environ.get("TARGETS") or ",".join(TARGETS),
+                        help=f"comma-separated, from {', '.join(TARGETS)} (env TARGETS, default both)")
+    parser.add_argument("--repeat", type=int, default=int(os.environ.get("REPEAT") or 1),
+                        help="runs per method; the fastest is reported, with the largest peak RSS (env REPEAT)")
+    parser.add_argument("--keep", action="store_true", help="keep the databases after the run")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the dbcopy methods under cProfile (slower) into bench/out/TARGET-METHOD.prof")
+    args = parser.parse_args()
+    args.methods = _choices(parser, "methods", args.methods, METHODS)
+    args.targets = _choices(parser, "targets", args.targets, TARGETS)
+    if args.scale <= 0 or args.repeat < 1:
+        parser.error("--scale must be positive and --repeat at least 1")
+    return args
+
+
+def _choices(parser, option, value, allowed):
+    chosen = [item.strip() for item in value.split(",") if item.strip()]
+    unknown = [item for item in chosen if item not in allowed]
+    if unknown or not chosen:
+        parser.error(f"--{option}: choose from {', '.join(allowed)} (got {value!r})")
+    return [item for item in allowed if item in chosen]  # the table's order, whatever the user's
+
+
+def command_line():
+    """Return the command line of this run, with the environment variables that steer it."""
+    names = ("SCALE", "METHODS", "TARGETS", "REPEAT")
+    steering = [f"{name}={os.environ[name]}" for name in names if os.environ.get(name)]
+    return shlex.join([*steering, sys.executable, *sys.argv])
+
+
+def print_header(args):
+    """Print what was run, when, where and against which versions."""
+    import django
+
+    versions = []
+    for alias in (SOURCE, "mariadb"):
+        connection = dataset.connect(alias, server=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT version()")
+            versions.append(cursor.fetchone()[0].split(" on ")[0].split(",")[0])
+        connection.close()
+    print(f"Command: {command_line()}")
+    print(f"Date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; dbcopy at {dbcopy_version()[0]}")
+    print(f"Machine: {os.cpu_count()} CPUs, {platform.platform()}; Python {platform.python_version()}, "
+          f"Django {django.get_version()}; {versions[0]}; MariaDB {versions[1]}")
+    print(f"Scale {args.scale}; methods {', '.join(args.methods)}; targets {', '.join(args.targets)}; "
+          f"repeat {args.repeat}\n", flush=True)
+
+
+def dbcopy_version():
+    """Return the checkout's commit (noting uncommitted changes in dbcopy/) and a digest of dbcopy's code."""
+    commit = _output(["git", "-C", str(REPO_DIR), "rev-parse", "--short", "HEAD"])
+    dirty = _output(["git", "-C", str(REPO_DIR), "status", "--porcelain", "--", "dbcopy"])
+    digest = hashlib.sha256()
+    for path in sorted((REPO_DIR / "dbcopy").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return commit + (" + uncommitted changes in dbcopy/" if dirty else ""), digest.hexdigest()
+
+
+def _output(argv):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def build_source(scale):
+    """Recreate, migrate and fill the source; return the generated row counts and the seconds it took."""
+    started = time.perf_counter()
+    dataset.recreate(SOURCE)
+    migrate(SOURCE)
+    counts = dataset.generate(scale)
+    return counts, time.perf_counter() - started
+
+
+def migrate(alias):
+    """Run `manage.py migrate` on the alias; stop the benchmark if it fails."""
+    argv = [sys.executable, "bench/manage.py", "migrate", "--database", alias, "--no-input", "-v", "0"]
+    completed = subprocess.run(argv, cwd=REPO_DIR, capture_output=True, text=True)
+    if completed.returncode != 0:
+        sys.exit(f"{shlex.join(argv)} failed:\n{completed.stdout}{completed.stderr}")
+
+
+def reset(target):
+    """Drop, recreate and migrate the destination; let PostgreSQL write out what the last method left."""
+    dataset.recreate(target)
+    migrate(target)
+    if dataset.is_postgres(target):
+        connection = dataset.connect(target)
+        with connection.cursor() as cursor:
+            cursor.execute("CHECKPOINT")
+        connection.close()
+
+
+def method_command(method, target, profile=False):
+    """Return the argv that copies the source into the target with this method."""
+    manage = [sys.executable, "bench/manage.py"]
+    if profile and method.startswith("dbcopy"):
+        manage[1:1] = ["-m", "cProfile", "-o", f"bench/out/{target}-{method}.prof"]
+    if method == "dumpdata":
+        dump = [*manage, "dumpdata", "--database", SOURCE, "--natural-foreign", "--natural-primary",
+                "-e", "contenttypes", "-e", "auth.permission"]
+        load = [*manage, "loaddata", "--database", target, "--format", "json", "-"]
+        return ["bash", "-c", f"set -o pipefail; {shlex.join(dump)} | {shlex.join(load)}"]
+    if method == "classic":
+        return [sys.executable, "bench/methods/classic_loop.py", "--source", SOURCE, "--dest", target,
+                "--chunk-size", str(CHUNK_SIZE)]
+    if method in ("dbcopy-bulk", "dbcopy-fast"):
+        writer = "bulk_create" if method == "dbcopy-bulk" else "fast"
+        report = OUT_DIR / f"{target}-{method}.json"
+        return [*manage, "dbcopy", "copy", "--source", SOURCE, "--dest", target, "--no-input",
+                "--writer", writer, "--report-json", str(report.relative_to(REPO_DIR)), "-v", "1"]
+    if method == "raw-copy":
+        script = OUT_DIR / f"{target}-raw-copy.sh"
+        script.write_text(raw_copy.script(SOURCE, target))
+        return ["bash", str(script.relative_to(REPO_DIR))]
+    raise ValueError(method)
+
+
+def measure(argv, log_path):
+    """Run argv as a subprocess; return (seconds, peak RSS in MiB, exit status)."""
+    env = dict(os.environ)
+    if DATABASES[SOURCE]["PASSWORD"]:
+        env["PGPASSWORD"] = DATABASES[SOURCE]["PASSWORD"]  # for psql
+    with open(log_path, "w") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, cwd=REPO_DIR, stdout=log, stderr=subprocess.STDOUT, env=env)
+        # Linux reports the largest RSS of the process and of every descendant it waited for.
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return seconds, usage.ru_maxrss / 1024, process.returncode
+
+
+def run_method(method, target, args, tables, source_rows, source_stamps, total):
+    """Run one method on one target args.repeat times, verifying each run; return the summary."""
+    runs = []
+    for attempt in range(args.repeat):
+        reset(target)
+        argv = method_command(method, target, args.profile)
+        suffix = f" (run {attempt + 1}/{args.repeat})" if args.repeat > 1 else ""
+        print(f"{TARGETS[target]}: {METHODS[method]}{suffix}\n  $ {shlex.join(argv)}", flush=True)
+        log_path = OUT_DIR / f"{target}-{method}.log"
+        seconds, rss, status = measure(argv, log_path)
+        run = {"seconds": seconds, "rss_mb": rss, "exit": status}
+        run.update(verify(target, status, tables, source_rows, source_stamps))
+        runs.append(run)
+        verdict = "ok" if not run["problems"] else "FAILED: " + "; ".join(run["problems"])
+        print(f"  {seconds:.1f} s, {total / seconds:,.0f} rows/s, peak RSS {rss:.0f} MB, "
+              f"timestamps {run['stamps']}; {verdict}", flush=True)
+        if run["problems"]:
+            print(f"  last lines of {log_path.relative_to(REPO_DIR)}:")
+            for line in log_path.read_text(errors="replace").splitlines()[-15:]:
+                print("    " + line)
+    best = min(runs, key=lambda run: run["seconds"])
+    problems = sorted({problem for run in runs for problem in run["problems"]})
+    return {
+        "target": target, "method": method,
+        "command": shlex.join("python" if part == sys.executable else part for part in argv),
+        "seconds": best["seconds"], "rows": total, "rows_per_s": total / best["seconds"],
+        "rss_mb": max(run["rss_mb"] for run in runs), "runs": runs,
+        "status": "FAILED" if problems else "ok", "problems": problems,
+        "stamps": ", ".join(sorted({run["stamps"] for run in runs})),
+    }
+
+
+def verify(target, status, tables, source_rows, source_stamps):
+    """Return the run's problems (exit status, tables whose counts differ) and what became of the timestamps."""
+    problems = [f"exit {status}"] if status != 0 else []
+    dest_rows = dataset.count_rows(target, tables)
+    differ = [f"{t} {source_rows[t]}≠{dest_rows[t]}" for t in tables if dest_rows[t] != source_rows[t]]
+    if differ:
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+        problems.append("counts " + ", ".join(differ[:3]) + more)
+    return {"problems": problems, "stamps": stamp_check(dataset.timestamps(target), source_stamps)}
+
+
+def stamp_check(copied, source):
+    """Say whether the identifiers' extreme timestamps arrived as stored, lost their microseconds, or changed."""
+    if copied == source:
+        return "kept"
+    if None not in copied and all(abs(c - s) < datetime.timedelta(milliseconds=1) for c, s in zip(copied, source)):
+        return "µs lost"
+    return "re-stamped"
+
+
+def print_table(results, args):
+    """Print the results as a Markdown table, with every time and peak RSS relative to dbcopy fast."""
+    print(f"\n## Results (SCALE={args.scale:g}{f', best of {args.repeat}' if args.repeat > 1 else ''})\n")
+    print(f"`{command_line()}`\n")
+    print("| target | method | seconds | rows/s | peak RSS MB | time ÷ fast | RSS ÷ fast | timestamps | verified |")
+    print("|---|---|---:|---:|---:|---:|---:|---|---|")
+    for result in results:
+        fast = _find(results, result["target"], "dbcopy-fast")
+        time_ratio = f"{result['seconds'] / fast['seconds']:.2f}×" if fast else "–"
+        rss_ratio = f"{result['rss_mb'] / fast['rss_mb']:.2f}×" if fast else "–"
+        verified = "ok" if result["status"] == "ok" else "**FAILED** (" + "; ".join(result["problems"]) + ")"
+        name = METHODS[result["method"]].replace("|", "\\|")  # a bare | would split the Markdown cell
+        print(f"| {TARGETS[result['target']]} | {name} | {result['seconds']:.1f} | "
+              f"{result['rows_per_s']:,.0f} | {result['rss_mb']:.0f} | {time_ratio} | {rss_ratio} | "
+              f"{result['stamps']} | {verified} |")
+    print(f"\n{results[0]['rows'] if results else 0:,} rows per copy. Timestamps: the identifiers' min/max "
+          "created_at and updated_at (auto_now_add/auto_now) compared with the source: kept, µs lost (within "
+          "1 ms) or re-stamped.")
+
+
+def _find(results, target, method):
+    return next((r for r in results if r["target"] == target and r["method"] == method and r["status"] == "ok"), None)
+
+
+def print_targets(results):
+    """Check the performance targets dbcopy is held to, where this run measured both sides."""
+    checks = []
+    fast_pg, raw = _find(results, "pg", "dbcopy-fast"), _find(results, "pg", "raw-copy")
+    if fast_pg and raw:
+        ratio = fast_pg["seconds"] / raw["seconds"]
+        checks.append((ratio <= 1.5, f"PG→PG dbcopy fast within 1.5× of raw COPY|COPY: {ratio:.2f}×"))
+    fast_my = _find(results, "mariadb", "dbcopy-fast")
+    for method, needed in (("dumpdata", 20), ("classic", 4)):
+        other = _find(results, "mariadb", method)
+        if fast_my and other:
+            speedup = other["seconds"] / fast_my["seconds"]
+            checks.append((speedup >= needed, f"PG→MariaDB dbcopy fast ≥ {needed}× faster than {METHODS[method]}: "
+                                              f"{speedup:.1f}×"))
+    for result in results:
+        if result["method"].startswith("dbcopy"):
+            label = f"{TARGETS[result['target']]} {METHODS[result['method']]}"
+            checks.append((result["rss_mb"] < 150, f"{label}: peak RSS < 150 MB: {result['rss_mb']:.0f} MB"))
+            exits = ", ".join(str(run["exit"]) for run in result["runs"])
+            checks.append((result["status"] == "ok", f"{label}: reconciles exactly (exit {exits})"))
+    if checks:
+        print("\n## Targets\n")
+        for met, text in checks:
+            print(f"- {'met' if met else '**MISSED**'}: {text}")
+
+
+if __name__ == "__main__":
+    main()
