@@ -189,11 +189,10 @@ class Copier:
         self.progress("error", step, message=message)
 
     def failed_dependency(self, step):
-        for field in step.fields:
-            if field.is_relation and field not in step.deferred_fields:
-                blocker = self.broken.get((step.dest, relation_target(field)))
-                if blocker and relation_target(field) is not step.model:
-                    return blocker
+        for target in required_targets(step):
+            blocker = self.broken.get((step.dest, target))
+            if blocker and target is not step.model:
+                return blocker
         return None
 
     # --- copying rows --------------------------------------------------------------------------
@@ -212,7 +211,7 @@ class Copier:
                 with transaction.atomic(using=step.dest):
                     dialect.write_rows(step, prepared, self.writer)
             except WRITE_ERRORS as exc:
-                self.find_rejected_row(step, reader, rows, prepared, exc, result)
+                self.insert_one_by_one(step, reader, rows, prepared, exc, result)
             result.copied += len(rows)
             self.progress("chunk", step, rows=len(rows), copied=result.copied)
 
@@ -241,22 +240,34 @@ class Copier:
         rows = step.model._base_manager.using(step.source).filter(**{f"{field.attname}__isnull": False})
         return rows.exclude(**{f"{field.attname}__in": list(mapping)}).exists()
 
-    def find_rejected_row(self, step, reader, rows, prepared, chunk_error, result):
-        """Insert the failed chunk row by row, keeping the good rows; raise CopyError for the first refused."""
+    def find_rejected_row(self, step, reader, rows, prepared, chunk_error, write, on_row=None):
+        """Write the failed chunk row by row with `write`, keeping the good rows; raise CopyError for
+        the first row the destination refuses."""
         dialect = self.dialect(step.dest)
         for row, values in zip(rows, prepared):
             try:
                 with transaction.atomic(using=step.dest):
-                    dialect.write_rows(step, [values], self.writer)
+                    write([values])
             except WRITE_ERRORS as exc:
                 field, reason, fix = explain_rejection(step, dialect, row, values, exc)
                 raise CopyError(
                     step.label, step.dest, reader.pk_value(row), field and field.name, reason, fix
                 ) from exc
-            result.copied += 1
-            self.progress("chunk", step, rows=1, copied=result.copied)
+            if on_row:
+                on_row()
         # Every row went in on its own: the chunk as a whole was refused (size, lock, deadlock).
         raise CopyError(step.label, step.dest, reason=first_line(chunk_error), fix="lower --chunk-size and retry")
+
+    def insert_one_by_one(self, step, reader, rows, prepared, chunk_error, result):
+        """Find the row that made an insert chunk fail, counting the rows that go in on their own."""
+        dialect = self.dialect(step.dest)
+
+        def counted():
+            result.copied += 1
+            self.progress("chunk", step, rows=1, copied=result.copied)
+
+        write = lambda values: dialect.write_rows(step, values, self.writer)  # noqa: E731
+        self.find_rejected_row(step, reader, rows, prepared, chunk_error, write, counted)
 
     def replace_seeded(self, step):
         """Delete the rows `migrate` put in a seeded table (the default Site) before copying the source's."""
@@ -342,6 +353,13 @@ class Copier:
                     dialect.execute(statements)
 
 
+def required_targets(step):
+    """Yield the models whose rows the step's FKs need before its own rows can be written."""
+    for field in step.fields:
+        if field.is_relation and field not in step.deferred_fields:
+            yield relation_target(field)
+
+
 def _unit_dependencies(units):
     """Return, per unit, the indexes of the units holding rows its foreign keys need first."""
     where = {}
@@ -350,14 +368,8 @@ def _unit_dependencies(units):
             where[(step.dest, step.model)] = index
     needs = []
     for index, unit in enumerate(units):
-        wanted = set()
-        for step in unit:
-            for field in step.fields:
-                if field.is_relation and field not in step.deferred_fields:
-                    target = where.get((step.dest, relation_target(field)))
-                    if target is not None and target != index:
-                        wanted.add(target)
-        needs.append(wanted)
+        wanted = {where.get((step.dest, target)) for step in unit for target in required_targets(step)}
+        needs.append(wanted - {None, index})
     return needs
 
 

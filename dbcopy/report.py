@@ -48,7 +48,7 @@ class Report:
         for column in ("#", "model", "table", "dest", "source rows", "notes"):
             table.add_column(column, justify="right" if column in ("#", "source rows") else "left")
         for number, step in enumerate(plan.steps, 1):
-            table.add_row(str(number), step.label, step.table, _dest_name(step.dest), _num(step.source_rows), _notes(step, plan))
+            table.add_row(str(number), step.label, step.table, describe_dest(step.dest), _num(step.source_rows), _notes(step, plan))
         self.console.print(table)
         for skipped in plan.skipped:
             where = f" (→ '{skipped.dest}')" if skipped.dest else ""
@@ -56,7 +56,7 @@ class Report:
         for warning in plan.warnings:
             self.say(f"[yellow]warning:[/] {warning}")
         total = sum(step.source_rows or 0 for step in plan.steps)
-        dests = ", ".join(f"'{_dest_name(d)}'" for d in plan.dests) or "no destination"
+        dests = ", ".join(f"'{describe_dest(d)}'" for d in plan.dests) or "no destination"
         self.say(f"{len(plan.steps)} steps, {total} rows at the source, into {dests}; "
                  f"{len(plan.skipped)} models skipped, {len(plan.warnings)} warnings.")
 
@@ -122,10 +122,6 @@ class Report:
         self.say(f"Report written to {path}", level=2)
 
 
-def _dest_name(alias):
-    return describe_dest(alias)
-
-
 def _num(value):
     return "" if value is None else f"{value:,}"
 
@@ -160,24 +156,24 @@ class _PlainProgress:
         report = self.report
         if event == "start":
             self.started[step] = time.monotonic()
-            report.say(f"Copying {step.label} → '{_dest_name(step.dest)}' ({_num(data.get('total'))} rows)", level=2)
+            report.say(f"Copying {step.label} → '{describe_dest(step.dest)}' ({_num(data.get('total'))} rows)", level=2)
         elif event == "chunk":
             report.say(f"  {step.label}: {_num(data['copied'])} rows", level=2)
         elif event == "finish":
             result = data["result"]
             if result.counts is not None and result.status == "ok":
                 counts = result.counts
-                report.say(f"synced {step.label} → '{_dest_name(step.dest)}': {counts.inserted:,} inserted, "
+                report.say(f"synced {step.label} → '{describe_dest(step.dest)}': {counts.inserted:,} inserted, "
                            f"{counts.updated:,} updated, {counts.unchanged:,} unchanged in {result.seconds:.2f} s", level=2)
                 return
             if result.status != "ok":
-                report.say(f"[red]{result.status}[/] {step.label} → '{_dest_name(step.dest)}' after {result.copied:,} rows")
+                report.say(f"[red]{result.status}[/] {step.label} → '{describe_dest(step.dest)}' after {result.copied:,} rows")
                 return
             if step.kind == REMAP:
-                report.say(f"matched {step.label} → '{_dest_name(step.dest)}' by natural key: {result.copied:,} added")
+                report.say(f"matched {step.label} → '{describe_dest(step.dest)}' by natural key: {result.copied:,} added")
                 return
             rate = result.copied / result.seconds if result.seconds > 0 else 0
-            report.say(f"copied {step.label} → '{_dest_name(step.dest)}': {result.copied:,} rows in "
+            report.say(f"copied {step.label} → '{describe_dest(step.dest)}': {result.copied:,} rows in "
                        f"{result.seconds:.2f} s ({rate:,.0f} rows/s, {result.method})")
         elif event == "error":
             report.error(data["message"])
@@ -209,7 +205,7 @@ class _RichProgress(_PlainProgress):
     def on_progress(self, event, step, **data):
         if event == "start":
             self.started[step] = time.monotonic()
-            self.tasks[step] = self.bars.add_task(f"{step.label} → {_dest_name(step.dest)}", total=data.get("total") or 0, rate="–")
+            self.tasks[step] = self.bars.add_task(f"{step.label} → {describe_dest(step.dest)}", total=data.get("total") or 0, rate="–")
         elif event == "chunk" and step in self.tasks:
             elapsed = max(time.monotonic() - self.started[step], 1e-6)
             self.bars.update(self.tasks[step], completed=data["copied"], rate=f"{data['copied'] / elapsed:,.0f}")

@@ -19,7 +19,7 @@ from django.db.models import Max
 
 from . import conf
 from .aliases import describe
-from .diagnose import explain_rejection, first_line
+from .diagnose import first_line
 from .engine import OK, WRITE_ERRORS, Copier, CopyResult, _units
 from .exceptions import ConfigError, CopyError, DbcopyError
 from .plan import REMAP, Skipped
@@ -232,7 +232,10 @@ class Syncer(Copier):
                 with transaction.atomic(using=step.dest):
                     dialect.update_rows(step.table, comparer.update_fields, comparer.pk_fields, update_rows)
             except WRITE_ERRORS as exc:
-                self.find_refused_update(step, reader, comparer, changed, prepared, exc)
+                update = lambda values: dialect.update_rows(  # noqa: E731
+                    step.table, comparer.update_fields, comparer.pk_fields, [comparer.update_values(v) for v in values]
+                )
+                self.find_rejected_row(step, reader, changed, prepared, exc, update)
             result.counts.updated += len(changed)
         if new:
             prepared = writer.prepare(new, reader.pk_value)
@@ -240,20 +243,14 @@ class Syncer(Copier):
                 with transaction.atomic(using=step.dest):
                     dialect.write_rows(step, prepared, "fast")
             except WRITE_ERRORS as exc:
-                self.find_rejected_row(step, reader, new, prepared, exc, result)
+                write = lambda values: dialect.write_rows(step, values, "fast")  # noqa: E731
+
+                def counted():  # the rows before the refused one stay, and are reported
+                    result.copied += 1
+
+                self.find_rejected_row(step, reader, new, prepared, exc, write, counted)
             result.counts.inserted += len(new)
         result.copied = result.counts.inserted + result.counts.updated
-
-    def find_refused_update(self, step, reader, comparer, rows, prepared, chunk_error):
-        dialect = self.dialect(step.dest)
-        for row, values in zip(rows, prepared):
-            try:
-                with transaction.atomic(using=step.dest):
-                    dialect.update_rows(step.table, comparer.update_fields, comparer.pk_fields, [comparer.update_values(values)])
-            except WRITE_ERRORS as exc:
-                field, reason, fix = explain_rejection(step, dialect, row, values, exc)
-                raise CopyError(step.label, step.dest, reader.pk_value(row), field and field.name, reason, fix) from exc
-        raise CopyError(step.label, step.dest, reason=first_line(chunk_error), fix="lower --chunk-size and retry")
 
     # --- cycles and deletes ----------------------------------------------------------------------
 
