@@ -1,6 +1,5 @@
 """Turn --source/--dest values (aliases of settings.DATABASES or database URLs) into usable aliases."""
 
-import os
 from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
@@ -76,6 +75,11 @@ def register_url(url, alias):
     return alias
 
 
+def is_url_alias(alias):
+    """Return whether the alias was registered at run time from a database URL."""
+    return alias in _displays
+
+
 def describe(alias):
     """Return a password-free description of the alias for messages and reports."""
     if alias in _displays:
@@ -89,22 +93,12 @@ def describe(alias):
 
 
 def same_database(alias_a, alias_b):
-    """Return whether two aliases point at the same database."""
+    """Return whether two aliases reach the same database, as their servers tell (not their settings).
+
+    Raise ConfigError if either cannot be reached or names a SQLite file that does not exist.
+    """
     if alias_a == alias_b:
         return True
-    a, b = connections.settings[alias_a], connections.settings[alias_b]
-    if _in_memory(a) or _in_memory(b):
-        return False  # every in-memory SQLite alias is a database of its own
+    from .identity import database_identity  # identity.py describes aliases with this module
 
-    def identity(config):
-        name = str(config.get("NAME") or "")
-        if "sqlite" in config.get("ENGINE", "") and name and name != ":memory:":
-            name = os.path.realpath(name)
-        return (config.get("ENGINE"), name, config.get("HOST") or "", str(config.get("PORT") or ""))
-
-    return identity(a) == identity(b)
-
-
-def _in_memory(config):
-    name = str(config.get("NAME") or "")
-    return "sqlite" in config.get("ENGINE", "") and (name in ("", ":memory:") or "mode=memory" in name)
+    return database_identity(alias_a) == database_identity(alias_b)

@@ -10,6 +10,9 @@ DEFAULTS = {
     "SEEDED_MODELS": ("sites.Site",),
     # Upper bound for one multi-row INSERT, so MySQL's max_allowed_packet never rejects a batch.
     "MAX_STATEMENT_BYTES": 4 * 1024 * 1024,
+    # Seconds a driver may take to connect (PostgreSQL, MySQL) before dbcopy reports the server
+    # unreachable; a connect_timeout in an alias' OPTIONS takes precedence, --connect-timeout over both.
+    "CONNECT_TIMEOUT": 10,
 }
 
 

@@ -1,20 +1,53 @@
-"""Errors dbcopy raises; the management command maps each family to an exit status."""
+"""Errors dbcopy raises; each family carries the exit status the command ends with."""
 
 
 class DbcopyError(Exception):
     """Base class of every error dbcopy reports to the user."""
 
+    returncode = 1
+
 
 class ConfigError(DbcopyError):
     """A source/destination or option the user gave cannot be used (exit status 2)."""
+
+    returncode = 2
 
 
 class PlanError(DbcopyError):
     """The models cannot be planned: unknown labels, unbreakable cycles (exit status 2)."""
 
+    returncode = 2
+
+
+class DestinationLocked(DbcopyError):
+    """Another dbcopy copy or sync is writing to the destination; nothing was written (exit status 3)."""
+
+    returncode = 3
+
+
+class Interrupted(DbcopyError):
+    """SIGINT or SIGTERM arrived: the run stopped after the current chunk (exit status 128 + signal)."""
+
+    def __init__(self, signum):
+        import signal
+
+        self.signum = signum
+        self.returncode = 128 + signum
+        super().__init__(f"Interrupted by {signal.Signals(signum).name}")
+
+
+class SourceFault(DbcopyError):
+    """Reading the source failed (a database error, not a row the destination refused)."""
+
+    def __init__(self, alias, error):
+        self.alias, self.error = alias, error
+        super().__init__(f"reading from '{alias}' failed: {error}")
+
 
 class PreflightError(DbcopyError):
     """The destination is not ready for the copy; nothing was written (exit status 2)."""
+
+    returncode = 2
 
     def __init__(self, problems):
         self.problems = list(problems)
@@ -31,3 +64,16 @@ class CopyError(DbcopyError):
         in_field = f" in field '{field}'" if field else ""
         hint = f" — {fix}" if fix else ""
         super().__init__(f"Could not copy {label}{where} to '{dest}': {reason}{in_field}{hint}")
+
+
+class SourceRowError(CopyError):
+    """A row could not be read: a value its database holds cannot be turned into the field's value
+    (text that is not UTF-8, a decimal beyond max_digits, a date that is no date) (exit status 1)."""
+
+    def __init__(self, label, source, pk=None, field=None, reason="", fix=""):
+        self.label, self.source, self.dest, self.pk, self.field = label, source, None, pk, field
+        self.reason, self.fix = reason, fix
+        where = f" pk={pk!r}" if pk is not None else ""
+        in_field = f"field '{field}' " if field else ""
+        hint = f" — {fix}" if fix else ""
+        DbcopyError.__init__(self, f"Could not read {label}{where} from '{source}': {in_field}{reason}{hint}")

@@ -5,18 +5,22 @@ from django.db import DatabaseError, connections
 
 from .aliases import describe
 from .dialects import dialect_for
+from .dialects.base import ForeignKeyReferrer
 from .exceptions import PreflightError
 from .graph import model_label
 from .plan import COPY, REMAP, relation_target
 
 
 def check_connections(aliases):
+    """Return a problem, naming host and port, for every alias that cannot be connected to."""
+    from .identity import connection_failure  # (the lead may hoist this import to the top)
+
     problems = []
     for alias in dict.fromkeys(aliases):
         try:
             connections[alias].ensure_connection()
         except Exception as exc:  # every driver has its own connection error types
-            problems.append(f"Cannot connect to {describe(alias)}: {str(exc).strip().splitlines()[0]}")
+            problems.append(connection_failure(alias, exc))
     return problems
 
 
@@ -73,26 +77,100 @@ def occupied_tables(plan):
 
 
 def truncate_blockers(plan):
-    """Return problems for unplanned destination tables with rows that refer to tables --truncate empties."""
+    """Return problems for rows outside the plan that emptying the planned tables would delete or orphan.
+
+    Asks the database catalog (it knows tables no model maps, and their ON DELETE rules) and the
+    models (a db_constraint=False FK has no catalog entry but still points at rows), each FK once.
+    """
     problems = []
     for dest in plan.dests:
-        emptied = {s.model for s in plan.steps_for(dest) if s.kind != REMAP}
-        tables = dialect_for(dest).table_names()
-        for model in apps.get_models(include_auto_created=True):
-            meta = model._meta
-            if model in emptied or meta.proxy or meta.db_table not in tables:
-                continue
-            targets = {
-                relation_target(f) for f in meta.local_concrete_fields if f.is_relation and relation_target(f) in emptied
-            }
-            if targets and model._base_manager.using(dest).exists():
-                names = ", ".join(sorted(model_label(t) for t in targets))
-                problems.append(
-                    f"--truncate would empty {names} in '{dest}', but {model_label(model)} ({meta.db_table}), "
-                    f"which is not in the plan, has rows that refer to it: add {model_label(model)} to the labels "
-                    f"or empty it first"
-                )
+        emptied = {s.table: s.model for s in plan.steps_for(dest) if s.kind != REMAP}
+        dialect = dialect_for(dest)
+        constrained = [r for r in dialect.foreign_key_referrers(list(emptied)) if not _emptied_too(r, emptied)]
+        seen = {_fk_key(r) for r in constrained}
+        unconstrained = [r for r in _model_referrers(dialect, emptied) if _fk_key(r) not in seen]
+        owners = _models_by_table()
+        effects = [(r, _on_delete_effect(r)) for r in constrained] + [(r, None) for r in unconstrained]
+        for referrer, effect in effects:
+            if dialect.has_referring_rows(referrer):
+                problems.append(_truncate_blocker_message(dest, referrer, emptied, owners, effect))
     return problems
+
+
+def _emptied_too(referrer, emptied):
+    """Return whether the plan empties the referring table itself (a schema-qualified one never is)."""
+    return referrer.schema is None and referrer.table in emptied
+
+
+def _fk_key(referrer):
+    return referrer.schema, referrer.table, referrer.columns, referrer.referenced_table
+
+
+def _models_by_table():
+    models = apps.get_models(include_auto_created=True)
+    return {model._meta.db_table: model for model in models if not model._meta.proxy}
+
+
+def _model_referrers(dialect, emptied):
+    """Return a ForeignKeyReferrer (rule unknown) per model FK from an unplanned table to an emptied one."""
+    tables = dialect.table_names()
+    found = []
+    for model in apps.get_models(include_auto_created=True):
+        meta = model._meta
+        if meta.proxy or meta.db_table in emptied or meta.db_table not in tables:
+            continue
+        for field in meta.local_concrete_fields:
+            target = relation_target(field)._meta.db_table if field.is_relation else None
+            if target in emptied:
+                name = f"{meta.label}.{field.name}"
+                found.append(ForeignKeyReferrer(name, meta.db_table, (field.column,), target))
+    return found
+
+
+# What emptying the referenced table does to a referrer's rows, by ON DELETE rule.
+_REFUSED_OR_ORPHANED = "would refuse the delete (or, with constraint checks off, leave its rows pointing at nothing)"
+_ON_DELETE_EFFECTS = {
+    "CASCADE": "would delete its rows",
+    "SET NULL": "would set {columns} to NULL in its rows",
+    "SET DEFAULT": "would set {columns} to the column default in its rows",
+    "RESTRICT": _REFUSED_OR_ORPHANED,
+    "NO ACTION": _REFUSED_OR_ORPHANED,
+}
+_UNCONSTRAINED_EFFECT = "no database constraint guards them, so its rows would point at rows that no longer exist"
+
+
+def _on_delete_effect(referrer):
+    if referrer.on_delete is None:
+        return f"its foreign key {referrer.name} would refuse the delete, or change or delete its rows"
+    effect = _ON_DELETE_EFFECTS.get(referrer.on_delete, "would change its rows")
+    return f"ON DELETE {referrer.on_delete} {effect.format(columns=', '.join(referrer.columns))}"
+
+
+def _truncate_blocker_message(dest, referrer, emptied, owners, effect):
+    """Name the outside table, its columns, the planned table, the effect and the fixes.
+
+    effect: what the constraint does to the rows, None for a model FK without a constraint.
+    """
+    planned = emptied[referrer.referenced_table]
+    columns = ", ".join(referrer.columns)
+    owner = owners.get(referrer.table) if referrer.schema is None else None
+    if owner is None:
+        outside = f"table {referrer.qualified_table}, which no model maps,"
+        fixes = [f"empty {referrer.qualified_table} first", f"drop its constraint {referrer.name}"]
+    else:
+        # The model's migrations own its constraints: dropping one by hand is no fix.
+        outside = f"{model_label(owner)} ({referrer.table}), which is not in the plan,"
+        fixes = [f"add {model_label(owner)} to the labels", f"empty {referrer.table} first"]
+    refer = "refers" if len(referrer.columns) == 1 else "refer"
+    return (
+        f"--truncate would empty {model_label(planned)} ({referrer.referenced_table}) in '{dest}', "
+        f"but {outside} has rows whose {columns} {refer} to it: {effect or _UNCONSTRAINED_EFFECT}. "
+        f"Fix: {_one_of(fixes)}."
+    )
+
+
+def _one_of(choices):
+    return choices[0] if len(choices) == 1 else f"{', '.join(choices[:-1])} or {choices[-1]}"
 
 
 def preflight(plan, require_empty, truncate=False):
@@ -110,8 +188,8 @@ def preflight(plan, require_empty, truncate=False):
             if occupied:
                 listed = ", ".join(f"{s.table} in '{s.dest}' ({n} rows)" for s, n in occupied)
                 problems.append(
-                    f"The destination already holds rows: {listed}. Pass --truncate to delete them first "
-                    f"or --append to add to them."
+                    f"The destination already holds rows: {listed}. Pass --resume to continue an interrupted "
+                    f"copy, --truncate to delete them first, or --append to add to them."
                 )
     except DatabaseError as exc:
         problems.append(f"Cannot inspect the databases: {exc}")

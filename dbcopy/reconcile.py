@@ -5,9 +5,11 @@ from dataclasses import asdict, dataclass, replace
 from django.db import DatabaseError
 
 from .aliases import describe
+from .diagnose import first_line
 from .plan import REMAP
+from .results import SUCCESSFUL, Status
 
-OK, MISMATCH, SKIPPED, FAILED = "ok", "mismatch", "skipped", "failed"
+OK, MISMATCH, SKIPPED, FAILED = Status.OK, Status.MISMATCH, Status.SKIPPED, Status.FAILED
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,13 @@ class Reconciliation:
     deleted: int | None = None
     unchanged: int | None = None
     watermark: str | None = None
+    retries: int | None = None
+    resumed_rows: int | None = None
 
     def as_dict(self):
-        return asdict(self)
+        data = asdict(self)
+        data["status"] = str(self.status)
+        return data
 
 
 def count(model, alias):
@@ -73,29 +79,60 @@ def _count_step(step, step_result):
     copied = step_result.copied if step_result else None
     seconds = round(step_result.seconds, 3) if step_result else None
     method = step_result.method if step_result else None
+    extra = {}
+    if step_result:
+        extra = {"retries": step_result.retries, "resumed_rows": step_result.resumed_rows or None}
     try:
-        source_rows = count(step.model, step.source)
+        # The rows the run read (its snapshot of the source), where it counted them.
+        source_rows = step_result.source_rows if step_result and step_result.source_rows is not None else None
+        if source_rows is None or step.kind == REMAP:
+            source_rows = count(step.model, step.source)
         dest_rows = count(step.model, step.dest)
     except DatabaseError as exc:
-        return Reconciliation(step.label, step.table, dest, None, None, copied, FAILED, f"cannot count rows: {exc}", seconds)
-    if step_result and step_result.status == "failed":
-        return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, FAILED, step_result.message, seconds)
-    if step_result and step_result.status == "skipped":
-        return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, SKIPPED, step_result.message, seconds)
-    if step.kind == REMAP:
-        missing = _missing_natural_keys(step)
-        status = OK if not missing else MISMATCH
-        reason = "matched by natural key; ids translated" if not missing else f"{missing} source rows have no match"
-        return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, status, reason, seconds, None, method)
+        return Reconciliation(step.label, step.table, dest, None, None, copied, FAILED,
+                              f"cannot count rows: {first_line(exc)}", seconds, **extra)
+    row = Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, OK, "", seconds, None, method, **extra)
+    if step_result and step_result.status not in (Status.OK, Status.MISMATCH):
+        return replace(row, status=step_result.status, reason=step_result.message)
+    try:
+        if step.kind == REMAP:
+            missing = _missing_natural_keys(step)
+            status = OK if not missing else MISMATCH
+            reason = "matched by natural key; ids translated" if not missing else f"{missing} source rows have no match"
+            return replace(row, status=status, reason=reason)
+        unset = _unset_deferred_references(step) if dest_rows == source_rows else ""
+    except DatabaseError as exc:
+        return replace(row, status=FAILED, reason=f"cannot compare: {first_line(exc)}")
     # After --append the rows already there count too; a sync makes the table equal the source's.
     before = step_result.dest_rows_before if step_result and step_result.counts is None else 0
     expected = source_rows + before
-    status = OK if dest_rows == expected else MISMATCH
+    status = OK if dest_rows == expected and not unset else MISMATCH
     if status == OK:
         reason = f"{before:,} rows were already there (--append)" if before else ""
+        if step_result and step_result.resumed_rows:
+            reason = f"{step_result.resumed_rows:,} rows were copied by the interrupted run (--resume)"
+    elif unset:
+        reason = unset
     else:
         reason = f"expected {expected:,}" + (f" ({source_rows:,} copied + {before:,} already there)" if before else "")
-    return Reconciliation(step.label, step.table, dest, source_rows, dest_rows, copied, status, reason, seconds, before, method)
+    return replace(row, status=status, reason=reason, dest_rows_before=before)
+
+
+def _unset_deferred_references(step):
+    """Say which cycle-breaking FKs are still NULL at the destination where the source has a value.
+
+    Matching counts prove nothing here: an interrupted or failed copy leaves these columns NULL.
+    """
+    problems = []
+    for field in step.deferred_fields:
+        filled = {f"{field.attname}__isnull": False}
+        at_source = step.model._base_manager.using(step.source).filter(**filled).count()
+        at_dest = step.model._base_manager.using(step.dest).filter(**filled).count()
+        if at_dest < at_source:
+            problems.append(f"{at_source - at_dest:,} rows have no {field.name} yet")
+    if problems:
+        return "; ".join(problems) + " (the pass that sets it did not finish: run `dbcopy copy --resume`)"
+    return ""
 
 
 def _missing_natural_keys(step):
@@ -110,6 +147,9 @@ def _missing_natural_keys(step):
 
 
 def is_ok(rows):
-    return all(row.status in (OK, SKIPPED) for row in rows) and not any(
-        row.status == SKIPPED and row.reason.startswith("not copied") for row in rows
-    )
+    return all(row.status in SUCCESSFUL for row in rows)
+
+
+def failing(rows, status):
+    """Return the labels of the rows with this status."""
+    return [row.model for row in rows if row.status == status]

@@ -1,6 +1,7 @@
 """Everything dbcopy prints: the plan, progress, the reconciliation table and the JSON report."""
 
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from .aliases import describe
 from .plan import REMAP, REPLACE
 from .reconcile import describe_dest, is_ok
 
-STATUS_STYLE = {"ok": "green", "mismatch": "bold red", "failed": "bold red", "skipped": "yellow"}
+STATUS_STYLE = {"ok": "green", "mismatch": "bold red", "failed": "bold red", "blocked": "bold red",
+                "interrupted": "bold red", "skipped": "yellow"}
 
 
 def _stream(wrapper):
@@ -40,25 +42,45 @@ class Report:
 
     # --- plan ----------------------------------------------------------------------------------
 
-    def plan(self, plan):
-        """Print the ordered steps, skipped models and warnings."""
+    def plan(self, plan, sync_options=None, consistency=None):
+        """Print the ordered steps, skipped models and warnings; for a sync, how each model is read."""
         if self.verbosity < 1:
             return
-        table = Table(title=f"Plan: copy from {describe(plan.source)}", title_justify="left")
-        for column in ("#", "model", "table", "dest", "source rows", "notes"):
+        verb = "sync" if sync_options else "copy"
+        table = Table(title=f"Plan: {verb} from {describe(plan.source)}", title_justify="left")
+        columns = ["#", "model", "table", "dest", "source rows"] + (["sync reads"] if sync_options else []) + ["notes"]
+        for column in columns:
             table.add_column(column, justify="right" if column in ("#", "source rows") else "left")
         for number, step in enumerate(plan.steps, 1):
-            table.add_row(str(number), step.label, step.table, describe_dest(step.dest), _num(step.source_rows), _notes(step, plan))
+            cells = [str(number), step.label, step.table, describe_dest(step.dest), _num(step.source_rows)]
+            if sync_options:
+                cells.append(_sync_reads(step, sync_options))
+            table.add_row(*cells, _notes(step, plan))
         self.console.print(table)
         for skipped in plan.skipped:
             where = f" (→ '{skipped.dest}')" if skipped.dest else ""
             self.say(f"[yellow]skipped[/] {skipped.label}{where}: {skipped.reason}")
-        for warning in plan.warnings:
-            self.say(f"[yellow]warning:[/] {warning}")
+        self.warnings(plan.warnings)
         total = sum(step.source_rows or 0 for step in plan.steps)
         dests = ", ".join(f"'{describe_dest(d)}'" for d in plan.dests) or "no destination"
         self.say(f"{len(plan.steps)} steps, {total} rows at the source, into {dests}; "
                  f"{len(plan.skipped)} models skipped, {len(plan.warnings)} warnings.")
+        if consistency is not None:
+            self.say(f"Source snapshot: {consistency.describe()}")
+
+    def warnings(self, warnings):
+        for warning in warnings:
+            self.say(f"[yellow]warning:[/] {warning}")
+
+    def run_facts(self, result):
+        """Print what the reconciliation table cannot: snapshot, retries, interrupts, run-wide problems."""
+        if result.consistency is not None:
+            self.say(f"Source snapshot: {result.consistency.describe()}")
+        if result.retries:
+            retried = ", ".join(f"{r.step.label} ({r.retries})" for r in result.results if r.retries)
+            self.say(f"[yellow]Retried after transient faults:[/] {retried}")
+        for problem in result.problems:
+            self.error(problem)
 
     # --- progress ------------------------------------------------------------------------------
 
@@ -82,7 +104,7 @@ class Report:
         for row in rows:
             if row.status == "skipped" and row.source_rows is None and self.verbosity < 2:
                 continue  # models skipped by the plan were listed there; -v 2 shows them again
-            style = STATUS_STYLE.get(row.status, "")
+            style = STATUS_STYLE.get(str(row.status), "")
             table.add_row(row.model, row.dest or "", _num(row.source_rows), _num(row.dest_rows), _num(row.copied_rows),
                           f"[{style}]{row.status}[/]", row.reason)
         self.console.print(table)
@@ -111,19 +133,37 @@ class Report:
                           _num(row.unchanged), row.watermark or "(compared in full)", f"{row.seconds or 0:.2f}")
         self.console.print(table)
 
-    def write_json(self, path, command, source, rows):
+    def write_json(self, path, command, source, rows, result=None):
         document = {
             "command": command,
-            "ok": is_ok(rows),
+            "ok": is_ok(rows) and not (result and (result.problems or result.interrupted)),
             "source": describe(source),
             "models": [row.as_dict() for row in rows],
         }
+        if result is not None:
+            consistency = result.consistency
+            document.update({
+                "consistent": consistency.consistent if consistency else None,
+                "snapshot": consistency.how if consistency else None,
+                "retries": result.retries,
+                "interrupted_by": signal.Signals(result.interrupted).name if result.interrupted else None,
+                "problems": list(result.problems),
+            })
         Path(path).write_text(json.dumps(document, indent=2, default=str) + "\n")
         self.say(f"Report written to {path}", level=2)
 
 
 def _num(value):
     return "" if value is None else f"{value:,}"
+
+
+def _sync_reads(step, sync_options):
+    """Say how a sync reads the step's model: by its cursor, or every row."""
+    if step.kind == REMAP:
+        return "by natural key"
+    model = step.model._meta.auto_created or step.model
+    cursor = None if model in sync_options.full_refresh else sync_options.cursors.get(model)
+    return f"by cursor {cursor}" if cursor else "in full"
 
 
 def _notes(step, plan):
@@ -154,7 +194,11 @@ class _PlainProgress:
 
     def on_progress(self, event, step, **data):
         report = self.report
-        if event == "start":
+        if event == "interrupt":
+            report.error(data["message"])
+        elif event == "retry":
+            report.say(f"[yellow]retrying[/] {data['message']}")
+        elif event == "start":
             self.started[step] = time.monotonic()
             report.say(f"Copying {step.label} → '{describe_dest(step.dest)}' ({_num(data.get('total'))} rows)", level=2)
         elif event == "chunk":
@@ -215,5 +259,5 @@ class _RichProgress(_PlainProgress):
             # A remap step matches rows rather than copying them: show it as complete.
             done = total if step.kind == REMAP else result.copied
             self.bars.update(self.tasks[step], completed=done, total=max(done, total))
-        elif event in ("error", "skipped", "note"):
+        elif event in ("error", "skipped", "note", "retry", "interrupt"):
             super().on_progress(event, step, **data)

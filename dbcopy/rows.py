@@ -1,13 +1,23 @@
 """Read a table's rows in keyset chunks and turn them into values the destination stores unchanged."""
 
+import math
 from datetime import datetime
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import DatabaseError, models
 from django.db.models import Value
 from django.db.models.functions import Cast
 
-from .exceptions import CopyError
+from .dialects import dialect_for
+from .exceptions import CopyError, SourceRowError
+
+# What fetching raises when a stored value cannot become the field's Python value: Django's
+# converters (decimal.InvalidOperation is an ArithmeticError; the date parsers raise ValueError)
+# and, as a DatabaseError the dialect recognises, text the driver cannot decode.
+READ_ERRORS = (DatabaseError, ArithmeticError, ValueError, TypeError)
+# Keys per `pk IN (…)` lookup while pinning down an unreadable value.
+_KEYS_PER_LOOKUP = 500
 
 
 def pk_fields(model):
@@ -27,6 +37,9 @@ class RowReader:
         self.model, self.source, self.fields = model, source, tuple(fields)
         self.pk_fields = pk_fields(model)
         self.pk_positions = [self.fields.index(f) for f in self.pk_fields]
+        self.dates = [
+            (i, f) for i, f in enumerate(self.fields) if isinstance(f, (models.DateField, models.TimeField))
+        ]
 
     def _expression(self, field):
         # JSON is read as its stored text: decoding and re-encoding would turn JSON null into SQL
@@ -47,15 +60,15 @@ class RowReader:
             return qs.filter(pk__gt=last_key)
         return qs.filter(pk__gt=last_key[0])
 
-    def chunks(self, size, extra_filter=None):
-        """Yield lists of value tuples, `size` rows at most, in primary-key order."""
+    def chunks(self, size, extra_filter=None, start_after=None):
+        """Yield lists of value tuples, `size` rows at most, in primary-key order (after start_after, a key)."""
         base = self.queryset()
         if extra_filter is not None:
             base = base.filter(extra_filter)
         base = base.values_list(*[self._expression(f) for f in self.fields])
-        last_key = None
+        last_key = start_after
         while True:
-            rows = list(self.after(base, last_key)[:size])
+            rows = self.fetch(self.source, self.after(base, last_key), size)
             if not rows:
                 return
             yield rows
@@ -81,7 +94,7 @@ class RowReader:
                 stamp, key = last
                 key_filter = {"pk__gt": key if len(key) > 1 else key[0]}
                 page = qs.filter(models.Q(**{f"{cursor}__gt": stamp}) | models.Q(**{cursor: stamp}, **key_filter))
-            rows = list(page[:size])
+            rows = self.fetch(self.source, page, size)
             if not rows:
                 return
             yield [row[:-1] for row in rows]
@@ -89,12 +102,105 @@ class RowReader:
 
     def rows_at(self, alias, keys):
         """Return {key: row} for the rows at `alias` with these primary keys, read like the source's."""
-        qs = self.model._base_manager.using(alias)
+        keys = list(keys)
+        qs = self.with_keys(self.model._base_manager.using(alias), keys)
+        rows = self.fetch(alias, qs.values_list(*[self._expression(f) for f in self.fields]), keys=keys)
+        return {self.key(row): row for row in rows}
+
+    def with_keys(self, qs, keys):
+        """Return the queryset narrowed to rows with these primary keys (tuples)."""
         if len(self.pk_fields) > 1:
-            qs = qs.filter(pk__in=list(keys))
-        else:
-            qs = qs.filter(pk__in=[key[0] for key in keys])
-        return {self.key(row): row for row in qs.values_list(*[self._expression(f) for f in self.fields])}
+            return qs.filter(pk__in=list(keys))
+        return qs.filter(pk__in=[key[0] for key in keys])
+
+    # --- values the source holds but cannot hand over --------------------------------------------
+
+    def fetch(self, alias, qs, size=None, keys=None):
+        """Return the rows of a values_list queryset (the first `size`), naming the row and field of a
+        value that cannot be read.
+
+        keys: the primary keys the queryset selects, if known (else read again from the queryset).
+        """
+        try:
+            rows = list(qs if size is None else qs[:size])
+        except READ_ERRORS as exc:
+            if not self._is_unreadable_value(alias, exc):
+                raise  # a connection fault, a lock: not the data's doing
+            if keys is None:
+                keys = self._keys_of(alias, qs, size, exc)
+            self._raise_unreadable_row(alias, keys)
+            raise  # no single row fails on its own: report the error as it came
+        self._check_dates_read_as_null(alias, rows)
+        return rows
+
+    def _is_unreadable_value(self, alias, exc):
+        if isinstance(exc, DatabaseError):
+            return dialect_for(alias).is_undecodable_text(exc)
+        return True
+
+    def _keys_of(self, alias, qs, size, exc):
+        """Return the primary keys of the rows a failed read selected, in its order."""
+        keys = qs.values_list(*[f.attname for f in self.pk_fields])
+        try:
+            return list(keys if size is None else keys[:size])
+        except READ_ERRORS as key_exc:
+            if not self._is_unreadable_value(alias, key_exc):
+                raise
+            names = ", ".join(f.name for f in self.pk_fields)
+            raise SourceRowError(
+                self.model._meta.label, alias, None, None,
+                f"a primary key ({names}) holds a value that cannot be read: {_first_line(exc)}",
+                self._cleanup_hint(alias),
+            ) from exc
+
+    def _raise_unreadable_row(self, alias, keys):
+        """Read the rows one by one, then the failing row field by field; raise SourceRowError."""
+        manager = self.model._base_manager.using(alias)
+        expressions = [self._expression(f) for f in self.fields]
+        for key in keys:
+            row = self.with_keys(manager, [key])
+            try:
+                list(row.values_list(*expressions))
+            except READ_ERRORS as exc:
+                if not self._is_unreadable_value(alias, exc):
+                    raise
+                for field in self.fields:
+                    try:
+                        list(row.values_list(self._expression(field)))
+                    except READ_ERRORS as field_exc:
+                        if not self._is_unreadable_value(alias, field_exc):
+                            raise
+                        reason = _unreadable_reason(field, _stored_form(row, field), field_exc)
+                        self._raise_for(alias, key, field, reason, field_exc)
+
+    def _check_dates_read_as_null(self, alias, rows):
+        """Raise SourceRowError for a date/time read as None that the database holds as a value.
+
+        Where the driver turns a string it cannot parse into None (SQLite), the value would be
+        copied as NULL with no error.
+        """
+        if not self.dates or not rows or not dialect_for(alias).may_read_invalid_dates_as_null:
+            return
+        manager = self.model._base_manager.using(alias)
+        for position, field in self.dates:
+            keys = [self.key(row) for row in rows if row[position] is None]
+            for start in range(0, len(keys), _KEYS_PER_LOOKUP):
+                batch = keys[start:start + _KEYS_PER_LOOKUP]
+                stored = self.with_keys(manager, batch).filter(**{f"{field.attname}__isnull": False})
+                found = set(stored.values_list(*[f.attname for f in self.pk_fields]))
+                for key in batch:
+                    if key in found:
+                        row = self.with_keys(manager, [key])
+                        self._raise_for(alias, key, field, _unreadable_reason(field, _stored_form(row, field), None))
+
+    def _raise_for(self, alias, key, field, reason, cause=None):
+        pk = key[0] if len(key) == 1 else key
+        raise SourceRowError(
+            self.model._meta.label, alias, pk, field.name, reason, self._cleanup_hint(alias)
+        ) from cause
+
+    def _cleanup_hint(self, alias):
+        return "clean the row at the source" if alias == self.source else f"clean the row in '{alias}'"
 
     def key_chunks(self, alias, size):
         """Yield the primary keys at `alias` in keyset chunks (for finding rows deleted at the source)."""
@@ -129,7 +235,8 @@ class RowWriter:
         self.connection = connection
         self.for_compiler = for_compiler
         self.deferred = {f.attname for f in step.deferred_fields}
-        self.preparers = [self._preparer(field, remaps) for field in step.fields]
+        dialect = dialect_for(connection.alias)
+        self.preparers = [_keeping_floats(self._preparer(field, remaps), field, dialect) for field in step.fields]
 
     def _preparer(self, field, remaps):
         if field.attname in self.deferred:
@@ -148,7 +255,7 @@ class RowWriter:
         for row in rows:
             try:
                 prepared.append([prepare(value) for prepare, value in zip(self.preparers, row)])
-            except RemapError as exc:
+            except RefusedValue as exc:
                 raise CopyError(
                     self.step.label, self.step.dest, pk_of(row), exc.field.name, exc.reason, exc.fix
                 ) from None
@@ -165,9 +272,57 @@ class RowWriter:
         for field, prepare, value in zip(self.step.fields, self.preparers, row):
             try:
                 prepare(value)
-            except (ValueError, TypeError, ValidationError, RemapError):
+            except (ValueError, TypeError, ValidationError, RefusedValue):
                 return field
         return None
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _stored_form(row, field):
+    """Return the one row's value of the field as the database stores it: as text, or as bytes where
+    the text is not valid in the driver's encoding (None if neither can be read)."""
+    for output in (models.TextField(), models.BinaryField()):
+        try:
+            values = list(row.values_list(Cast(field.attname, output_field=output), flat=True))
+        except READ_ERRORS:
+            continue
+        return values[0] if values else None
+    return None
+
+
+_KINDS = {"DateTimeField": "date and time", "DateField": "date", "TimeField": "time of day"}
+
+
+def _unreadable_reason(field, stored, exc):
+    """Say what the stored value is and why the field cannot hold it."""
+    if isinstance(stored, (bytes, bytearray, memoryview)):
+        return f"holds text that is not valid UTF-8 ({_shown(bytes(stored))})"
+    if isinstance(field, models.DecimalField):
+        if _is_finite_number(stored):
+            return (f"holds {stored}, more digits than max_digits={field.max_digits} allows "
+                    f"(with decimal_places={field.decimal_places})")
+        return f"holds {_shown(stored)}, which is not a number a DecimalField can hold"
+    kind = _KINDS.get(field.get_internal_type())
+    if kind is not None:
+        return f"holds {_shown(stored)}, which is not a valid {kind}"
+    why = f": {_first_line(exc)}" if exc is not None else ""
+    return f"holds {_shown(stored)}, which a {field.get_internal_type()} cannot read{why}"
+
+
+def _is_finite_number(text):
+    try:
+        return Decimal(str(text)).is_finite()
+    except (ArithmeticError, ValueError):
+        return False
+
+
+def _shown(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _same(value):
@@ -215,9 +370,36 @@ def db_preparer(field, connection):
     return lambda value: prepare(value, connection)
 
 
-class RemapError(Exception):
+class RefusedValue(Exception):
+    """A value dbcopy will not write to the destination: it would arrive changed, or means nothing there."""
+
     def __init__(self, field, reason, fix):
         self.field, self.reason, self.fix = field, reason, fix
+
+
+class RemapError(RefusedValue):
+    """A content type / permission id with no row behind it at the source."""
+
+
+def _keeping_floats(prepare, field, dialect):
+    """Wrap a float field's preparer to refuse NaN / ±Infinity where the destination would not keep them."""
+    if not isinstance(field, models.FloatField) or (dialect.stores_float_nan and dialect.stores_float_infinity):
+        return prepare
+    vendor = dialect.connection.display_name
+
+    def prepare_float(value):
+        if type(value) is float and not math.isfinite(value):
+            nan = value != value
+            if not (dialect.stores_float_nan if nan else dialect.stores_float_infinity):
+                spelled = "NaN" if nan else ("Infinity" if value > 0 else "-Infinity")
+                raise RefusedValue(
+                    field,
+                    f"{vendor} cannot store the float {spelled} (it would become NULL or be refused)",
+                    "clean the row at the source or choose a destination that stores it (PostgreSQL does)",
+                )
+        return prepare(value)
+
+    return prepare_float
 
 
 class Remaps:

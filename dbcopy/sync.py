@@ -18,20 +18,16 @@ from django.db import models, transaction
 from django.db.models import Max
 
 from . import conf
-from .aliases import describe
 from .diagnose import first_line
-from .engine import OK, WRITE_ERRORS, Copier, CopyResult, _units
-from .exceptions import ConfigError, CopyError, DbcopyError
+from .engine import WRITE_ERRORS, find_rejected_row, source_chunks
+from .exceptions import ConfigError, CopyError
+from .runner import Runner
 from .plan import REMAP, Skipped
 from .rows import RowReader, RowWriter, is_json, pk_fields
 
 _LOOKBACK = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 DEFAULT_LOOKBACK = "10m"
-
-
-class SyncLocked(DbcopyError):
-    """Another sync holds the destination's lock (exit status 3)."""
 
 
 def parse_lookback(text):
@@ -112,10 +108,13 @@ def cursor_only(plan, cursors, since_field):
 # --- running ------------------------------------------------------------------------------------
 
 
-def run_sync(plan, options, chunk_size=None, on_progress=None):
+def run_sync(plan, options, chunk_size=None, on_progress=None, jobs=1, retries=3, debug=False):
     """Bring every planned destination table to the source's state; return one result per step."""
-    syncer = Syncer(plan, chunk_size or conf.get("CHUNK_SIZE"), on_progress, options)
-    return syncer.sync()
+    runner = Runner(
+        plan, SyncStrategy, chunk_size=chunk_size or conf.get("CHUNK_SIZE"), on_progress=on_progress,
+        jobs=jobs, retries=retries, debug=debug, options=options,
+    )
+    return runner.run()
 
 
 @dataclass
@@ -128,65 +127,49 @@ class SyncCounts:
     watermark: object = None
 
 
-class Syncer(Copier):
-    """A Copier whose steps compare and upsert instead of inserting into empty tables."""
+class SyncStrategy:
+    """Compare one table's source rows with the destination's and upsert the difference."""
 
-    def __init__(self, plan, chunk_size, on_progress, options):
-        super().__init__(plan, chunk_size, on_progress or (lambda *a, **k: None), writer="fast")
-        self.options = options
+    def __init__(self, runner, options):
+        self.runner, self.options = runner, options
         self.windows = {}  # step -> the `since` its rows were read from (None: in full)
 
-    def sync(self):
-        locks = self.acquire_locks()
-        try:
-            steps = list(self.plan.steps)
-            for unit in _units(steps):
-                self.run_unit(unit)
-            for step in steps:
-                if step.deferred_fields and self.results[step].status == OK:
-                    self.sync_deferred(step)
-            for step in reversed(steps):
-                if step.kind != REMAP and not step.model._meta.auto_created and self.results[step].status == OK:
-                    self.find_gone_rows(step)
-            self.reset_sequences()
-        finally:
-            for lock in reversed(locks):
-                lock.release()
-        return CopyResult([self.results[step] for step in self.plan.steps])
+    @property
+    def chunk_size(self):
+        return self.runner.chunk_size
 
-    def acquire_locks(self):
-        held = []
-        for dest in sorted(self.plan.dests):
-            lock = self.dialect(dest).sync_lock()
-            if not lock.acquire():
-                for other in reversed(held):
-                    other.release()
-                raise SyncLocked(
-                    f"Another dbcopy sync is writing to {describe(dest)}; this run changed nothing. "
-                    "Try again when it has finished (a scheduler can simply run the next sync)."
-                )
-            held.append(lock)
-        return held
+    def dialect(self, alias):
+        return self.runner.dialect(alias)
 
-    def replace_seeded(self, step):
-        """Keep the destination's seeded rows: a sync updates them by primary key instead."""
+    def post_steps(self, steps):
+        """Yield the passes after every table was upserted: cycle FKs, then deletes, children first."""
+        for step in steps:
+            if step.deferred_fields:
+                yield step, self.sync_deferred, "setting the deferred foreign keys of"
+        for step in reversed(steps):
+            if step.kind != REMAP and not step.model._meta.auto_created:
+                yield step, self.find_gone_rows, "looking for rows deleted at the source in"
 
     # --- upserting ---------------------------------------------------------------------------------
 
-    def copy_rows(self, step, result):
+    def run(self, step, result):
+        """Upsert the step's window (or every row); a retry compares again and writes what still differs."""
+        self.runner.reader(step)
         result.method = "sync"
-        result.counts = SyncCounts()  # read by reconcile() for the sync report
+        if result.counts is None:
+            result.counts = SyncCounts()  # read by reconcile() for the sync report
+        result.counts.unchanged = 0  # rows a failed attempt compared are compared again
         if step.model._meta.auto_created:
             # Remove links first: `.set()` re-creates a link under a new id, which would collide with
             # the old one on the (from, to) unique key if it were still there.
-            self.find_gone_rows(step)
+            self.find_gone_rows(step, result)
         reader = RowReader(step.model, step.source, step.fields)
         dialect = self.dialect(step.dest)
-        writer = RowWriter(step, self.remaps, dialect.connection)
-        comparer = RowComparer(step, self.remaps, reader)
+        writer = RowWriter(step, self.runner.remaps, dialect.connection)
+        comparer = RowComparer(step, self.runner.remaps, reader)
         for rows in self.source_chunks(step, reader):
             self.upsert(step, reader, writer, comparer, rows, result)
-            self.progress("chunk", step, rows=len(rows), copied=result.copied)
+            self.runner.progress("chunk", step, rows=len(rows), copied=result.copied)
         cursor = self.cursor(step)
         if cursor:
             result.counts.watermark = _watermark(step.model, step.dest, cursor)
@@ -198,6 +181,9 @@ class Syncer(Copier):
 
     def source_chunks(self, step, reader, record=True):
         """Yield the source rows to compare: the cursor window, or every row."""
+        yield from source_chunks(step.source, self.window(step, reader, record))
+
+    def window(self, step, reader, record):
         cursor = self.cursor(step)
         if not cursor:
             if record:
@@ -235,7 +221,9 @@ class Syncer(Copier):
                 update = lambda values: dialect.update_rows(  # noqa: E731
                     step.table, comparer.update_fields, comparer.pk_fields, [comparer.update_values(v) for v in values]
                 )
-                self.find_rejected_row(step, reader, changed, prepared, exc, update)
+                if self.runner.is_transient(step, exc):
+                    raise
+                find_rejected_row(self.runner, step, reader, changed, prepared, exc, update)
             result.counts.updated += len(changed)
         if new:
             prepared = writer.prepare(new, reader.pk_value)
@@ -243,24 +231,27 @@ class Syncer(Copier):
                 with transaction.atomic(using=step.dest):
                     dialect.write_rows(step, prepared, "fast")
             except WRITE_ERRORS as exc:
+                if self.runner.is_transient(step, exc):
+                    raise
                 write = lambda values: dialect.write_rows(step, values, "fast")  # noqa: E731
 
-                def counted():  # the rows before the refused one stay, and are reported
+                def counted(row):  # the rows before the refused one stay, and are reported
                     result.copied += 1
 
-                self.find_rejected_row(step, reader, new, prepared, exc, write, counted)
+                find_rejected_row(self.runner, step, reader, new, prepared, exc, write, counted)
             result.counts.inserted += len(new)
         result.copied = result.counts.inserted + result.counts.updated
 
     # --- cycles and deletes ----------------------------------------------------------------------
 
-    def sync_deferred(self, step):
+    def sync_deferred(self, step, result):
         """Set the cycle-breaking FKs of the rows this run read, now that every row they point at exists."""
+        self.runner.reader(step)
         fields = list(pk_fields(step.model)) + list(step.deferred_fields)
         partial = replace(step, fields=tuple(fields), deferred_fields=())
         reader = RowReader(step.model, step.source, fields)
-        writer = RowWriter(partial, self.remaps, self.dialect(step.dest).connection)
-        comparer = RowComparer(partial, self.remaps, reader)
+        writer = RowWriter(partial, self.runner.remaps, self.dialect(step.dest).connection)
+        comparer = RowComparer(partial, self.runner.remaps, reader)
         for rows in self.source_chunks(step, reader, record=False):
             existing = reader.rows_at(step.dest, [reader.key(row) for row in rows])
             changed = [row for row in rows if not comparer.same(row, existing.get(reader.key(row)))]
@@ -286,9 +277,9 @@ class Syncer(Copier):
             if any(row[len(reader.pk_fields) + i] not in alive[i] for i in range(len(ends)))
         }
 
-    def find_gone_rows(self, step):
+    def find_gone_rows(self, step, result):
         """Count, or with --deletes delete, destination rows whose primary key the source lost."""
-        result = self.results[step]
+        self.runner.reader(step)
         reader = RowReader(step.model, step.source, pk_fields(step.model))
         dialect = self.dialect(step.dest)
         connection = dialect.connection
@@ -311,12 +302,13 @@ class Syncer(Copier):
                 with transaction.atomic(using=step.dest):
                     dialect.delete_rows(step.table, reader.pk_fields, prepared)
             except WRITE_ERRORS as exc:
+                if self.runner.is_transient(step, exc):
+                    raise
                 pk = gone[0][0] if len(gone[0]) == 1 else gone[0]
-                self.mark_failed(step, result, str(CopyError(
+                raise CopyError(
                     step.label, step.dest, pk, reason=f"cannot delete rows gone from the source: {first_line(exc)}",
                     fix="rows of another table still refer to them; include that table in the sync",
-                )))
-                return
+                ) from exc
             result.counts.deleted += len(gone)
 
 

@@ -1,6 +1,7 @@
 """What every vendor shares; each method defaults to Django's own connection machinery."""
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.core.management.color import no_style
 from django.db import transaction
@@ -20,6 +21,15 @@ class Dialect:
     rejects_nul_in_text = False
     # Steps written to this database at the same time with --jobs.
     max_concurrent_writers = 64
+    # Whether a float column keeps NaN / ±Infinity as they are (elsewhere they become NULL or are refused).
+    stores_float_nan = False
+    stores_float_infinity = False
+    # Whether reading can turn a stored date/time the driver cannot parse into None, with no error.
+    may_read_invalid_dates_as_null = False
+    # The OPTIONS key the driver reads as its connect timeout in seconds (None: it has none).
+    connect_timeout_option = None
+    # The port the driver uses when PORT is left empty (None: no network server), for messages.
+    default_port = None
 
     def __init__(self, connection):
         self.connection = connection
@@ -40,6 +50,14 @@ class Dialect:
     def prepare_session(self):
         """Set session options a faithful copy needs before any write."""
 
+    def server_identity(self):
+        """Return a value equal for two connections exactly when they reach the same database.
+
+        Vendors ask their server; this default can only compare the settings' text.
+        """
+        settings_dict = self.connection.settings_dict
+        return tuple(str(settings_dict.get(key) or "") for key in ("ENGINE", "HOST", "PORT", "NAME"))
+
     # --- schema --------------------------------------------------------------------------------
 
     def table_names(self):
@@ -52,6 +70,15 @@ class Dialect:
         with self.connection.cursor() as cursor:
             description = self.connection.introspection.get_table_description(cursor, table)
         return [column.name for column in description]
+
+    def refused_for_size(self, exc, statement_bytes):
+        """Return whether the database refused a statement of about this many bytes for its size."""
+        return False
+
+    def is_undecodable_text(self, exc):
+        """Return whether a database error while reading means a stored text is not in the encoding the
+        driver expects (rather than a fault of the connection)."""
+        return False
 
     def column_charset(self, table, column):
         """Return the character set of a text column, where the vendor has per-column charsets."""
@@ -139,8 +166,39 @@ class Dialect:
                 cursor.execute(f"DELETE FROM {self.quote(table)} WHERE {target} IN ({', '.join([one] * len(batch))})", params)
 
     def sync_lock(self):
-        """Return the lock that keeps two syncs from writing to this database at once."""
+        """Return the lock that keeps two runs (copy or sync) from writing to this database at once."""
         return NoLock()
+
+    # --- faults --------------------------------------------------------------------------------
+
+    def is_transient_error(self, exc):
+        """Return whether a retry on a fresh connection can get past the error (deadlock, lock wait)."""
+        return any(self.transient_driver_error(error) for error in error_chain(exc))
+
+    def transient_driver_error(self, error):
+        """Return whether one driver exception is transient; each vendor knows its codes."""
+        return False
+
+    # --- reading one snapshot ------------------------------------------------------------------
+
+    # "shared": a connection of its own exports the snapshot and every reader joins it
+    # (export_snapshot, join_read_snapshot); "connection": the snapshot belongs to the connection that
+    # began it (begin_read_snapshot); None: the vendor gives no snapshot.
+    snapshot_scope = None
+
+    def begin_read_snapshot(self):
+        """Start a read-only transaction on this connection that sees one snapshot."""
+
+    def export_snapshot(self):
+        """Return (a connection holding a snapshot, its id) for readers to join."""
+        raise NotImplementedError(f"{self.connection.vendor} cannot share a snapshot between connections")
+
+    def join_read_snapshot(self, token):
+        """Start a read-only transaction on the snapshot another connection exported."""
+        raise NotImplementedError(f"{self.connection.vendor} cannot share a snapshot between connections")
+
+    def end_read_snapshot(self):
+        self.execute(["COMMIT"])
 
     def delete_all_sql(self, table):
         return [f"DELETE FROM {self.quote(table)}"]
@@ -173,6 +231,42 @@ class Dialect:
         """Raise IntegrityError if the tables hold rows whose foreign keys point nowhere."""
         self.connection.check_constraints(table_names=list(tables))
 
+    # --- foreign keys pointing at tables -------------------------------------------------------
+
+    def foreign_key_referrers(self, tables):
+        """Return a ForeignKeyReferrer for every FK in the database catalog that points at one of the tables.
+
+        The default asks Django's introspection, which knows neither the ON DELETE rule (left None)
+        nor other schemas; the vendors override it with their catalog.
+        """
+        wanted = set(tables)
+        found = []
+        introspection = self.connection.introspection
+        with self.connection.cursor() as cursor:
+            for table in sorted(introspection.table_names(cursor)):
+                for name, constraint in sorted(introspection.get_constraints(cursor, table).items()):
+                    target = constraint.get("foreign_key")
+                    if target and target[0] in wanted:
+                        found.append(ForeignKeyReferrer(name, table, tuple(constraint["columns"]), target[0]))
+        return found
+
+    def quote_table(self, table, schema=None):
+        """Return the table's quoted name, qualified by its schema when it is not on the search path."""
+        return f"{self.quote(schema)}.{self.quote(table)}" if schema else self.quote(table)
+
+    def referring_rows_sql(self, referrer):
+        """Return a query finding one row of the referrer whose FK columns all hold a value."""
+        # A row with a NULL in any FK column refers to nothing (MATCH SIMPLE, every vendor's default).
+        where = " AND ".join(f"{self.quote(column)} IS NOT NULL" for column in referrer.columns)
+        limit = self.ops.limit_offset_sql(0, 1)
+        return f"SELECT 1 FROM {self.quote_table(referrer.table, referrer.schema)} WHERE {where} {limit}"
+
+    def has_referring_rows(self, referrer):
+        """Return whether the referring table holds a row that points at the referenced table."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.referring_rows_sql(referrer))
+            return cursor.fetchone() is not None
+
 
 @contextmanager
 def atomic_with_deferred_checks(dialect, tables, before=()):
@@ -195,6 +289,15 @@ def translated_column_sql(column_sql, mapping):
     return f"CASE {column_sql} {branches} END"
 
 
+def error_chain(exc):
+    """Yield the exception and every exception it was raised from (Django wraps driver errors)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
 class NoLock:
     """For a backend without a lock of its own: every acquire succeeds."""
 
@@ -203,6 +306,26 @@ class NoLock:
 
     def release(self):
         pass
+
+
+@dataclass(frozen=True)
+class ForeignKeyReferrer:
+    """A foreign key constraint of `table` (in `schema`, None if on the search path) on `referenced_table`.
+
+    on_delete: the rule as SQL spells it ('CASCADE', 'SET NULL', 'SET DEFAULT', 'RESTRICT', 'NO ACTION'),
+    None where the catalog can't tell.
+    """
+
+    name: str
+    table: str
+    columns: tuple
+    referenced_table: str
+    on_delete: str | None = None
+    schema: str | None = None
+
+    @property
+    def qualified_table(self):
+        return f"{self.schema}.{self.table}" if self.schema else self.table
 
 
 class _RawRow:

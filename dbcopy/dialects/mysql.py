@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import DatabaseError
 
-from .base import Dialect, translated_column_sql
+from .base import Dialect, ForeignKeyReferrer, error_chain, translated_column_sql
 from .postgresql import PostgreSQLDialect
 
 _SESSION_MODES = "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_TRANS_TABLES', 'NO_AUTO_VALUE_ON_ZERO')"
@@ -35,11 +35,50 @@ _FROM_POSTGRESQL = {
 # COPY writes \f and \v for form feed and vertical tab; LOAD DATA would read them as 'f' and 'v'.
 _COPY_ONLY_ESCAPES = re.compile(rb"\\\\|\\f|\\v")
 _RAW_CONTROL = {b"\\f": b"\x0c", b"\\v": b"\x0b"}
+# One row per column of every FK on a table of this database, from tables of any database on the
+# server (InnoDB allows FKs across databases); the tables' names fill the IN list.
+_REFERRERS_SQL = """
+SELECT k.CONSTRAINT_NAME, k.TABLE_SCHEMA, k.TABLE_SCHEMA = DATABASE(), k.TABLE_NAME, k.COLUMN_NAME,
+       k.REFERENCED_TABLE_NAME, r.DELETE_RULE
+FROM information_schema.KEY_COLUMN_USAGE k
+JOIN information_schema.REFERENTIAL_CONSTRAINTS r
+  ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.TABLE_NAME = k.TABLE_NAME
+ AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME
+WHERE k.REFERENCED_TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IN ({})
+ORDER BY k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION
+"""
+
+
+# Lock wait timeout, deadlock, server gone away / lost, connection killed (MariaDB), shutdown,
+# "lost connection" variants, and a disconnect for inactivity (MySQL 8).
+_TRANSIENT_CODES = {1205, 1213, 2006, 2013, 1927, 1053, 2055, 4031}
+
+
+# A packet over max_allowed_packet, refused by the server or by the client library. A server may
+# instead just drop the connection (gone away, lost), which counts when the statement was big:
+# 1 MiB is the smallest max_allowed_packet MySQL ever shipped with.
+_PACKET_TOO_LARGE = {1153, 2020}
+_CONNECTION_DROPPED = {2006, 2013}
+_BIG_STATEMENT_BYTES = 1024 * 1024
 
 
 class MySQLDialect(Dialect):
     # InnoDB checks FKs row by row and cannot defer them; it can switch them off for the session.
     can_defer_constraints = True
+    connect_timeout_option = "connect_timeout"
+    default_port = 3306
+
+    def server_identity(self):
+        # MySQL names itself with server_uuid; MariaDB has none, but server_uid (a hash of a MAC
+        # address and the port). SHOW lists the ones this server has. Hostname, port and datadir are
+        # the server's own settings, the same whichever way a client reached it.
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('server_uuid', 'server_uid', 'hostname', 'port', 'datadir')"
+            )
+            variables = tuple(sorted(tuple(row) for row in cursor.fetchall()))
+            cursor.execute("SELECT DATABASE()")
+            return (*variables, cursor.fetchone()[0])
 
     def prepare_session(self):
         # Strict mode turns silent truncation into errors; NO_AUTO_VALUE_ON_ZERO stores an explicit
@@ -53,6 +92,12 @@ class MySQLDialect(Dialect):
         self.connection.__dict__["sql_mode"] = modes
         self.connection.features.__dict__["allows_auto_pk_0"] = "NO_AUTO_VALUE_ON_ZERO" in modes
 
+    def refused_for_size(self, exc, statement_bytes):
+        codes = {error.args[0] for error in error_chain(exc) if error.args and isinstance(error.args[0], int)}
+        return bool(codes & _PACKET_TOO_LARGE) or (
+            bool(codes & _CONNECTION_DROPPED) and statement_bytes >= _BIG_STATEMENT_BYTES
+        )
+
     def column_charset(self, table, column):
         with self.connection.cursor() as cursor:
             cursor.execute(
@@ -65,6 +110,37 @@ class MySQLDialect(Dialect):
 
     def sync_lock(self):
         return NamedLock(self.connection)
+
+    def transient_driver_error(self, error):
+        args = getattr(error, "args", ())
+        return bool(args) and args[0] in _TRANSIENT_CODES
+
+    snapshot_scope = "connection"
+
+    def begin_read_snapshot(self):
+        # Django sets READ COMMITTED for its sessions, where a snapshot lasts one statement only.
+        self.execute([
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+            "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+        ])
+
+    def foreign_key_referrers(self, tables):
+        tables = sorted(tables)
+        if not tables:
+            return []
+        with self.connection.cursor() as cursor:
+            cursor.execute(_REFERRERS_SQL.format(", ".join(["%s"] * len(tables))), tables)
+            rows = cursor.fetchall()
+        # A composite key comes as one row per column, in order: gather them per constraint.
+        columns, details = {}, {}
+        for name, schema, local, table, column, referenced, rule in rows:
+            key = (schema, table, name)
+            columns.setdefault(key, []).append(column)
+            details[key] = (referenced, rule, None if local else schema)
+        return [
+            ForeignKeyReferrer(name, table, tuple(key_columns), *details[(schema, table, name)])
+            for (schema, table, name), key_columns in columns.items()
+        ]
 
     @contextmanager
     def constraints_deferred(self, tables):

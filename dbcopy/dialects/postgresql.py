@@ -10,12 +10,37 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from .base import Dialect, atomic_with_deferred_checks, translated_column_sql
+from .base import Dialect, ForeignKeyReferrer, atomic_with_deferred_checks, translated_column_sql
 
 # COPY's text format: backslash escapes for the characters that delimit values and rows.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 # Rows per progress report while a table streams through COPY.
 _STREAM_REPORT_EVERY = 20_000
+
+# pg_constraint.confdeltype, spelled as SQL spells the rule.
+_ON_DELETE = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+# Foreign keys on the visible tables named by %s, from tables of any schema. conparentid = 0 keeps
+# a partitioned table's constraint and leaves out the copies its partitions inherit.
+_REFERRERS_SQL = """
+SELECT con.conname, ns.nspname, rel.relname, pg_catalog.pg_table_is_visible(rel.oid),
+       ARRAY(SELECT att.attname::text
+             FROM unnest(con.conkey) WITH ORDINALITY AS fk(attnum, ord)
+             JOIN pg_catalog.pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = fk.attnum
+             ORDER BY fk.ord),
+       ref.relname, con.confdeltype
+FROM pg_catalog.pg_constraint con
+JOIN pg_catalog.pg_class rel ON rel.oid = con.conrelid
+JOIN pg_catalog.pg_namespace ns ON ns.oid = rel.relnamespace
+JOIN pg_catalog.pg_class ref ON ref.oid = con.confrelid
+WHERE con.contype = 'f' AND con.conparentid = 0
+  AND ref.relname = ANY(%s) AND pg_catalog.pg_table_is_visible(ref.oid)
+ORDER BY ns.nspname, rel.relname, con.conname
+"""
+
+
+# serialization_failure, deadlock_detected, lock_not_available, admin/crash shutdown, cannot_connect_now,
+# and the connection_exception class.
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001"}
 
 
 class UnsupportedValue(TypeError):
@@ -63,6 +88,17 @@ def copy_text(value):
 class PostgreSQLDialect(Dialect):
     can_defer_constraints = True
     rejects_nul_in_text = True
+    stores_float_nan = True
+    stores_float_infinity = True
+    connect_timeout_option = "connect_timeout"
+    default_port = 5432
+
+    def server_identity(self):
+        # initdb picks system_identifier; only the cluster's physical replicas share it, and they
+        # hold the very same data.
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT system_identifier, current_database() FROM pg_control_system()")
+            return tuple(cursor.fetchone())
 
     @property
     def has_copy(self):
@@ -76,6 +112,49 @@ class PostgreSQLDialect(Dialect):
 
     def sync_lock(self):
         return AdvisoryLock(self.connection)
+
+    def transient_driver_error(self, error):
+        if not type(error).__module__.startswith("psycopg"):
+            return False  # another vendor's error (the other side of the step), or Django's wrapper
+        if getattr(error, "pgcode", None) in _TRANSIENT_SQLSTATES:
+            return True
+        # A terminated backend surfaces without a SQLSTATE ("server closed the connection
+        # unexpectedly"), as AdminShutdown inside a SystemError mid-COPY, or as InterfaceError after.
+        name = type(error).__name__
+        return name in ("AdminShutdown", "InterfaceError") or (
+            name == "OperationalError" and getattr(error, "pgcode", None) is None
+        )
+
+    snapshot_scope = "shared"
+
+    def export_snapshot(self):
+        """Open a connection of its own that holds a snapshot; return (that connection, the snapshot's id).
+
+        Readers join it by id; one of them dying (a fault, a retry) does not end the snapshot.
+        """
+        with self.connection.wrap_database_errors:
+            holder = self.connection.get_new_connection(self.connection.get_connection_params())
+            holder.set_session(isolation_level="REPEATABLE READ", readonly=True, autocommit=False)
+            with holder.cursor() as cursor:
+                cursor.execute("SELECT pg_export_snapshot()")
+                return holder, cursor.fetchone()[0]
+
+    def join_read_snapshot(self, token):
+        with self.connection.cursor() as cursor:
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            cursor.execute("SET TRANSACTION SNAPSHOT %s", [token])
+
+    def foreign_key_referrers(self, tables):
+        # The tables are the ones unqualified names reach through search_path (as Django's queries
+        # do); their referrers may live in any schema, and are qualified when search_path misses them.
+        with self.connection.cursor() as cursor:
+            cursor.execute(_REFERRERS_SQL, [sorted(tables)])
+            return [
+                ForeignKeyReferrer(
+                    name, table, tuple(columns), referenced, _ON_DELETE[rule], None if visible else schema
+                )
+                for name, schema, table, visible, columns, referenced, rule in cursor.fetchall()
+            ]
 
     def copy_from_sql(self, table, fields):
         columns = ", ".join(self.quote(field.column) for field in fields)

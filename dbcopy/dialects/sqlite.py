@@ -1,14 +1,47 @@
 """SQLite: deferrable foreign keys inside one transaction; AUTOINCREMENT advances by itself."""
 
 import fcntl
+import os
+from urllib.parse import unquote, urlsplit
 
-from .base import Dialect, NoLock, atomic_with_deferred_checks
+from .base import Dialect, ForeignKeyReferrer, NoLock, atomic_with_deferred_checks
+
+# Every FK of every table in the main database, one row per column (Django's get_constraints
+# keeps only the first column of a composite key and drops the ON DELETE rule).
+_REFERRERS_SQL = """
+SELECT m.name, fk.id, fk."table", fk."from", fk.on_delete
+FROM sqlite_master AS m JOIN pragma_foreign_key_list(m.name) AS fk
+WHERE m.type = 'table'
+ORDER BY m.name, fk.id, fk.seq
+"""
 
 
 class SQLiteDialect(Dialect):
     can_defer_constraints = True
     # SQLite locks the whole database for a write: a second writer would only wait.
     max_concurrent_writers = 1
+    # REAL keeps ±Infinity, but a NaN is stored as NULL without a word.
+    stores_float_infinity = True
+    # Django's sqlite3 converters return None for a date/time string they cannot parse.
+    may_read_invalid_dates_as_null = True
+
+    def is_undecodable_text(self, exc):
+        # sqlite3 reports text that is not UTF-8 as an OperationalError, like a real fault of the file.
+        return "Could not decode to UTF-8" in str(exc)
+
+    def server_identity(self):
+        """Return the database file's (device, inode), the same for every path that reaches it.
+
+        Raise FileNotFoundError for a missing file rather than connect: connecting would create it.
+        """
+        name = str(self.connection.settings_dict["NAME"] or "")
+        path = database_file(name)
+        if path is None:
+            # In-memory (and temporary) databases belong to their connection; a shared-cache one
+            # is reached by its name from anywhere in the process.
+            return ("memory", name if "cache=shared" in name else self.alias)
+        stat = os.stat(path)
+        return (stat.st_dev, stat.st_ino)
 
     def constraints_deferred(self, tables):
         # PRAGMA foreign_keys is ignored inside a transaction, but Django declares SQLite FKs
@@ -23,11 +56,44 @@ class SQLiteDialect(Dialect):
         with self.connection.cursor() as cursor:
             cursor.executemany(f"INSERT INTO {self.quote(table)} ({columns}) VALUES ({placeholders})", rows)
 
+    def foreign_key_referrers(self, tables):
+        # SQLite matches table names case-insensitively; report them as the caller spelled them.
+        wanted = {table.lower(): table for table in tables}
+        with self.connection.cursor() as cursor:
+            cursor.execute(_REFERRERS_SQL)
+            rows = cursor.fetchall()
+        columns, details = {}, {}
+        for table, fk_id, referenced, column, rule in rows:
+            if referenced.lower() in wanted:
+                key = (table, fk_id)
+                columns.setdefault(key, []).append(column)
+                details[key] = (wanted[referenced.lower()], rule)
+        found = []
+        for key, key_columns in columns.items():
+            table, referenced, rule = key[0], *details[key]
+            name = _constraint_name(key_columns, referenced)
+            found.append(ForeignKeyReferrer(name, table, tuple(key_columns), referenced, rule))
+        return found
+
+    def transient_driver_error(self, error):
+        return type(error).__name__ == "OperationalError" and "database is locked" in str(error)
+
+    snapshot_scope = "connection"
+
+    def begin_read_snapshot(self):
+        # One read transaction: the first SELECT fixes what every later one sees.
+        self.execute(["BEGIN", "SELECT count(*) FROM sqlite_master"])
+
     def sync_lock(self):
         name = str(self.connection.settings_dict["NAME"] or "")
         if not name or name == ":memory:" or "mode=memory" in name:
             return NoLock()  # an in-memory database belongs to this process alone
         return FileLock(f"{name}.dbcopy-sync.lock")
+
+
+def _constraint_name(columns, referenced):
+    """SQLite names no FK constraint: describe it as its definition spells it."""
+    return f"FOREIGN KEY ({', '.join(columns)}) REFERENCES {referenced}"
 
 
 class FileLock:
@@ -51,3 +117,17 @@ class FileLock:
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()
             self.handle = None
+
+
+def database_file(name):
+    """Return the path of the file a SQLite NAME opens, or None for an in-memory or temporary database.
+
+    Django opens NAME with uri=True, so it may be a plain path or a file: URI.
+    """
+    name = str(name or "")
+    if name in ("", ":memory:") or "mode=memory" in name:
+        return None
+    if name.startswith("file:"):
+        path = unquote(urlsplit(name).path)
+        return path if path not in ("", ":memory:") else None
+    return name

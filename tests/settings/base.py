@@ -7,7 +7,8 @@ Where the servers live can be overridden with environment variables:
 
 * PostgreSQL: ``DBCOPY_TEST_PG_HOST`` / ``_PORT`` / ``_USER`` / ``_PASSWORD``
 * MySQL/MariaDB: ``DBCOPY_TEST_MYSQL_HOST`` / ``_PORT`` / ``_USER`` / ``_PASSWORD``
-* SQLite files: ``DBCOPY_TEST_SQLITE_DIR`` (default: ``<tmp>/dbcopy-tests-<uid>``)
+* SQLite files: ``DBCOPY_TEST_SQLITE_DIR`` (default: ``<tmp>/dbcopy-tests-<uid>[-<tag>]``)
+* Server database names: ``DBCOPY_TEST_DB_TAG`` (default none) keeps parallel runs apart
 
 ``DBCOPY_TEST_USE_TEST_NAMES=1`` makes every alias point straight at its *test* database
 (``TEST["NAME"]``); the suite sets it for the subprocesses it starts, so that a command
@@ -27,10 +28,15 @@ def env(name, default=""):
     return default if value in (None, "") else value
 
 
+# Parallel runs on one machine (several checkouts, a developer's helpers) keep their server
+# databases apart with a tag: DBCOPY_TEST_DB_TAG=x names them dbcopy_x_a, test_dbcopy_x_a, ...
+DB_TAG = env("DBCOPY_TEST_DB_TAG", "")
+DB_PREFIX = f"dbcopy_{DB_TAG}_" if DB_TAG else "dbcopy_"
+
 USE_TEST_NAMES = env("DBCOPY_TEST_USE_TEST_NAMES", "0").lower() not in ("0", "false", "no", "")
 
 _uid = os.getuid() if hasattr(os, "getuid") else "user"
-SQLITE_DIR = Path(env("DBCOPY_TEST_SQLITE_DIR", os.path.join(tempfile.gettempdir(), f"dbcopy-tests-{_uid}")))
+SQLITE_DIR = Path(env("DBCOPY_TEST_SQLITE_DIR", os.path.join(tempfile.gettempdir(), f"dbcopy-tests-{_uid}" + (f"-{DB_TAG}" if DB_TAG else ""))))
 SQLITE_DIR.mkdir(parents=True, exist_ok=True)
 
 

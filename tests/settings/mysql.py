@@ -6,7 +6,7 @@ Server: ``DBCOPY_TEST_MYSQL_HOST`` (127.0.0.1), ``DBCOPY_TEST_MYSQL_PORT`` (3306
 
 from .base import *  # noqa: F401,F403
 from .base import DATABASES as _BASE_DATABASES
-from .base import env, with_test_name
+from .base import DB_PREFIX, env, with_test_name
 
 MYSQL_HOST = env("DBCOPY_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = env("DBCOPY_TEST_MYSQL_PORT", "3306")
@@ -22,7 +22,7 @@ def mysql_db(suffix, collation):
             "PORT": MYSQL_PORT,
             "USER": MYSQL_USER,
             "PASSWORD": MYSQL_PASSWORD,
-            "NAME": f"dbcopy_{suffix}",
+            "NAME": f"{DB_PREFIX}{suffix}",
             "OPTIONS": {
                 "charset": "utf8mb4",
                 # Strict mode: over-long values are errors, not silent truncation.
@@ -30,7 +30,7 @@ def mysql_db(suffix, collation):
                 "connect_timeout": 10,
             },
         },
-        f"test_dbcopy_{suffix}",
+        f"test_{DB_PREFIX}{suffix}",
         CHARSET="utf8mb4",
         COLLATION=collation,
     )

@@ -6,7 +6,7 @@ Server: ``DBCOPY_TEST_PG_HOST`` (127.0.0.1), ``DBCOPY_TEST_PG_PORT`` (5432),
 
 from .base import *  # noqa: F401,F403
 from .base import DATABASES as _BASE_DATABASES
-from .base import env, with_test_name
+from .base import DB_PREFIX, env, with_test_name
 
 PG_HOST = env("DBCOPY_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = env("DBCOPY_TEST_PG_PORT", "5432")
@@ -22,10 +22,10 @@ def pg_db(suffix):
             "PORT": PG_PORT,
             "USER": PG_USER,
             "PASSWORD": PG_PASSWORD,
-            "NAME": f"dbcopy_{suffix}",
+            "NAME": f"{DB_PREFIX}{suffix}",
             "OPTIONS": {"connect_timeout": 10},
         },
-        f"test_dbcopy_{suffix}",
+        f"test_{DB_PREFIX}{suffix}",
     )
 
 

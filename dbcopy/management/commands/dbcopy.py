@@ -1,24 +1,36 @@
-"""`manage.py dbcopy plan|copy|compare`: parse options, confirm, call the library, map outcome → exit."""
+"""`manage.py dbcopy plan|copy|compare|sync`: parse options, confirm, call the library, map outcome → exit."""
 
 import logging
+import os
+import shlex
+import sys
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from ... import conf
-from ...aliases import describe, resolve_alias, same_database
+from ...aliases import describe, is_url_alias, mask_url, resolve_alias, same_database  # noqa: F401
+from ...diagnose import first_line
 from ...engine import WRITERS, run_plan
-from ...exceptions import DbcopyError, ConfigError, PlanError, PreflightError
+from ...exceptions import ConfigError, DbcopyError
 from ...plan import COPY, REPLACE, build_plan, select_models
-from ...sync import DEFAULT_LOOKBACK, SyncLocked, SyncOptions, cursor_fields, cursor_only, parse_lookback, run_sync
 from ...preflight import preflight
-from ...reconcile import is_ok, reconcile
+from ...reconcile import failing, is_ok, reconcile
 from ...report import Report
+from ...results import Status
+from ...runner import describe_consistency, destination_locks
+from ...sync import DEFAULT_LOOKBACK, SyncOptions, cursor_fields, cursor_only, parse_lookback, run_sync
 
 SUBCOMMANDS = ("plan", "copy", "compare", "sync")
-COPY_ONLY = ("truncate", "append", "writer", "jobs")
+COPY_ONLY = ("truncate", "append", "writer", "resume")
 SYNC_ONLY = ("since_field", "lookback", "deletes", "cursor_only", "full_refresh")
+# Which subcommands take which options; `plan` takes them all, to show the run they describe.
+OPTION_SCOPES = (
+    (COPY_ONLY, ("copy", "plan")),
+    (SYNC_ONLY, ("sync", "plan")),
+    (("chunk_size", "jobs", "retries"), ("copy", "sync", "plan")),
+)
 
 
 class IntermixedParser(CommandParser):
@@ -41,14 +53,17 @@ class Command(BaseCommand):
         parser.add_argument("labels", nargs="*", metavar="LABEL", help="app_label or app_label.ModelName; none means every model")
         parser.add_argument("--source", help="alias of settings.DATABASES or a database URL to read from")
         parser.add_argument("--dest", help="alias or URL to write to; default: router.db_for_write(model) per model")
+        parser.add_argument("--connect-timeout", type=int, metavar="SECONDS", help=f"give up connecting to a server after SECONDS (default: connect_timeout in the alias' OPTIONS, else DBCOPY_CONNECT_TIMEOUT, else {conf.DEFAULTS['CONNECT_TIMEOUT']}); overrides OPTIONS when given")
         parser.add_argument("-e", "--exclude", action="append", default=[], metavar="LABEL", help="app_label or app_label.ModelName to leave out (repeatable)")
         parser.add_argument("--chunk-size", type=int, help=f"rows per keyset chunk (default {conf.DEFAULTS['CHUNK_SIZE']})")
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--truncate", action="store_true", help="delete destination rows of the planned tables first")
         mode.add_argument("--append", action="store_true", help="add to destination tables that already hold rows")
+        mode.add_argument("--resume", action="store_true", help="continue an interrupted copy: finished tables are kept, a partly copied one continues after its last copied key")
         parser.add_argument("--noinput", "--no-input", action="store_false", dest="interactive", help="do not prompt before deleting rows")
         parser.add_argument("--writer", choices=WRITERS, help="fast: the destination's bulk-load path (COPY on PostgreSQL, default); bulk_create: Django's insert compiler, the reference")
         parser.add_argument("--jobs", type=int, help="copy up to N independent tables at once, each with its own connections (default 1)")
+        parser.add_argument("--retries", type=int, help="retries of a table after a dropped connection, deadlock or lock timeout (default 3)")
         sync = parser.add_argument_group("sync")
         sync.add_argument("--since-field", metavar="FIELD", help="DateTimeField to sync by, e.g. updated_at (DBCOPY_SYNC_FIELDS overrides per model); models without it are compared in full")
         sync.add_argument("--lookback", metavar="AGE", help=f"re-read rows this much older than the destination's newest (30s, 10m, 2h, 1d; default {DEFAULT_LOOKBACK})")
@@ -61,34 +76,82 @@ class Command(BaseCommand):
     def handle(self, subcommand, labels, **options):
         self.report = Report(self.stdout, self.stderr, options["verbosity"], options.get("no_color", False))
         try:
-            plan = self.build(subcommand, labels, options)
-            if subcommand == "plan":
-                return self.report.plan(plan)
-            require_empty = subcommand == "copy" and not (options["truncate"] or options["append"])
-            preflight(plan, require_empty=require_empty, truncate=options["truncate"])
-        except (ConfigError, PlanError, PreflightError) as exc:
-            raise CommandError(str(exc), returncode=2) from None
-        if options["verbosity"] >= 3:
-            self.show_sql(plan)
-        if subcommand == "compare":
-            return self.finish(subcommand, plan, reconcile(plan), options)
-        if subcommand == "sync":
-            return self.sync(plan, options)
-        if options["truncate"]:
-            self.confirm(plan, options["interactive"])
-        self.report.say(f"Copying {len(plan.steps)} tables from {describe(plan.source)}…")
-        try:
-            with self.report.progress() as on_progress:
-                result = run_plan(
-                    plan, chunk_size=options["chunk_size"], truncate=options["truncate"], on_progress=on_progress,
-                    writer=options["writer"] or "fast", jobs=options["jobs"] or 1,
-                )
+            return self.run(subcommand, labels, options)
         except DbcopyError as exc:
-            raise CommandError(str(exc), returncode=1) from None
-        self.finish(subcommand, plan, reconcile(plan, result), options)
+            raise CommandError(str(exc), returncode=exc.returncode) from None
+        except KeyboardInterrupt:
+            raise CommandError(
+                "Stopped at once by a second interrupt; the database rolled back the statement in progress. "
+                "Run `dbcopy compare` to see what arrived, and `dbcopy copy --resume` to continue a copy.",
+                returncode=130,
+            ) from None
+        except DatabaseError as exc:
+            if options.get("traceback"):
+                raise
+            raise CommandError(f"Database error: {first_line(exc)} (rerun with --traceback for details)", returncode=1) from None
+
+    def run(self, subcommand, labels, options):
+        options["_labels"] = tuple(labels)  # for the --resume command line
+        self.check_options(subcommand, options)
+        plan = self.build(subcommand, labels, options)
+        sync_options = None
+        if subcommand == "sync" or (subcommand == "plan" and any(options.get(o) for o in SYNC_ONLY)):
+            plan, sync_options = self.sync_setup(plan, options)
+        jobs = options["jobs"] or 1
+        if subcommand == "plan":
+            consistency = describe_consistency(plan.source, jobs) if plan.steps else None
+            return self.report.plan(plan, sync_options=sync_options, consistency=consistency)
+        if subcommand == "compare":
+            preflight(plan, require_empty=False)
+            return self.finish(subcommand, plan, reconcile(plan), options)
+        with destination_locks(plan):
+            require_empty = subcommand == "copy" and not (options["truncate"] or options["append"] or options["resume"])
+            preflight(plan, require_empty=require_empty, truncate=options["truncate"])
+            if options["verbosity"] >= 3:
+                self.show_sql(plan)
+            self.report.warnings(plan.warnings)
+            if options["truncate"]:
+                self.confirm(plan, options["interactive"])
+            result = self.run_steps(subcommand, plan, options, sync_options)
+        rows = reconcile(plan, result)
+        if subcommand == "sync":
+            self.report.sync_summary(rows)
+        self.finish(subcommand, plan, rows, options, result)
+
+    def check_options(self, subcommand, options):
+        """Refuse, before connecting anywhere, what would only fail after the copy."""
+        if options.get("retries") is not None and options["retries"] < 0:
+            raise ConfigError("--retries must be 0 or more")
+        path = options.get("report_json")
+        if path and subcommand != "plan":
+            target = Path(path)
+            folder = target.parent if str(target.parent) else Path(".")
+            if target.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (
+                target.exists() and not os.access(target, os.W_OK)
+            ):
+                raise ConfigError(f"--report-json {path}: cannot write there (check the folder exists and is writable)")
+        if subcommand == "copy" and options.get("truncate") and options["interactive"] and not _has_terminal():
+            raise ConfigError("--truncate asks for confirmation, but there is no terminal to answer on: "
+                              "pass --no-input to confirm in advance")
+
+    def run_steps(self, subcommand, plan, options, sync_options):
+        """Run the copy or the sync with a progress display; return its RunResult."""
+        verb = "Syncing" if subcommand == "sync" else "Copying"
+        self.report.say(f"{verb} {len(plan.steps)} tables from {describe(plan.source)}…")
+        common = dict(
+            chunk_size=options["chunk_size"], jobs=options["jobs"] or 1,
+            retries=3 if options["retries"] is None else options["retries"], debug=options.get("traceback", False),
+        )
+        with self.report.progress() as on_progress:
+            if subcommand == "sync":
+                return run_sync(plan, sync_options, on_progress=on_progress, **common)
+            return run_plan(
+                plan, truncate=options["truncate"], on_progress=on_progress, writer=options["writer"] or "fast",
+                resume=options["resume"], **common,
+            )
 
     def build(self, subcommand, labels, options):
-        for names, allowed in ((COPY_ONLY, ("copy",)), (SYNC_ONLY, ("sync",)), (("chunk_size",), ("copy", "sync"))):
+        for names, allowed in OPTION_SCOPES:
             for option in names:
                 if subcommand not in allowed and options.get(option):
                     only = " and ".join(f"`dbcopy {name}`" for name in allowed)
@@ -97,38 +160,31 @@ class Command(BaseCommand):
             raise ConfigError("--chunk-size must be a positive number of rows")
         if options["jobs"] is not None and options["jobs"] < 1:
             raise ConfigError("--jobs must be at least 1")
+        timeout = options.get("connect_timeout")
+        if timeout is not None and timeout < 1:
+            raise ConfigError("--connect-timeout must be at least 1 second")
         source = resolve_alias(options["source"], "source")
         dest = resolve_alias(options["dest"], "dest") if options["dest"] else None
-        if dest and same_database(source, dest):
-            raise ConfigError(f"--source and --dest are the same database ({describe(source)}); choose another destination")
+        from ...identity import open_databases  # (the lead may hoist this import to the top)
+
+        # Before planning counts rows: an unreachable server or a missing SQLite file is a clean
+        # error, and a destination that is the source in another spelling is refused.
+        open_databases(source, dest, connect_timeout=timeout)
         return build_plan(source, dest, labels, options["exclude"], options["include_unmanaged"])
 
-    def sync(self, plan, options):
-        """Run `dbcopy sync`: incremental where a model has the cursor field, full comparison elsewhere."""
-        try:
-            sync_options = SyncOptions(
-                lookback=parse_lookback(options["lookback"] or DEFAULT_LOOKBACK),
-                deletes=options["deletes"],
-                full_refresh=frozenset(select_models(options["full_refresh"])) if options["full_refresh"] else frozenset(),
-                cursors=cursor_fields(plan, options["since_field"]),
-            )
-            if options["cursor_only"]:
-                if not options["since_field"]:
-                    raise ConfigError("--cursor-only needs --since-field")
-                plan = cursor_only(plan, sync_options.cursors, options["since_field"])
-        except (ConfigError, PlanError) as exc:
-            raise CommandError(str(exc), returncode=2) from None
-        self.report.say(f"Syncing {len(plan.steps)} tables from {describe(plan.source)}…")
-        try:
-            with self.report.progress() as on_progress:
-                result = run_sync(plan, sync_options, chunk_size=options["chunk_size"], on_progress=on_progress)
-        except SyncLocked as exc:
-            raise CommandError(str(exc), returncode=3) from None
-        except DbcopyError as exc:
-            raise CommandError(str(exc), returncode=1) from None
-        rows = reconcile(plan, result)
-        self.report.sync_summary(rows)
-        self.finish("sync", plan, rows, options)
+    def sync_setup(self, plan, options):
+        """Return the plan a sync runs (restricted by --cursor-only) and its SyncOptions."""
+        sync_options = SyncOptions(
+            lookback=parse_lookback(options["lookback"] or DEFAULT_LOOKBACK),
+            deletes=options["deletes"],
+            full_refresh=frozenset(select_models(options["full_refresh"])) if options["full_refresh"] else frozenset(),
+            cursors=cursor_fields(plan, options["since_field"]),
+        )
+        if options["cursor_only"]:
+            if not options["since_field"]:
+                raise ConfigError("--cursor-only needs --since-field")
+            plan = cursor_only(plan, sync_options.cursors, options["since_field"])
+        return plan, sync_options
 
     def show_sql(self, plan):
         """Print every statement sent to the planned databases (Django's own query logging)."""
@@ -154,16 +210,59 @@ class Command(BaseCommand):
         if answer != "yes":
             raise CommandError("Copy cancelled; nothing was deleted.", returncode=2)
 
-    def finish(self, subcommand, plan, rows, options):
+    def finish(self, subcommand, plan, rows, options, result=None):
         self.report.reconciliation(rows)
+        if result is not None:
+            self.report.run_facts(result)
         if options["report_json"]:
-            self.report.write_json(options["report_json"], subcommand, plan.source, rows)
-        if is_ok(rows):
+            self.report.write_json(options["report_json"], subcommand, plan.source, rows, result)
+        if result is not None and result.interrupted:
+            self.report.say(f"To continue: {resume_command(subcommand, plan, options)}", level=0)
+            copied = sum(r.copied for r in result.results)
+            raise CommandError(
+                f"Interrupted: {copied:,} rows written before the run stopped; nothing half-written was kept",
+                returncode=128 + result.interrupted,
+            )
+        if is_ok(rows) and not (result and result.problems):
             return
-        failed = [row.model for row in rows if row.status == "failed"]
-        differ = [row.model for row in rows if row.status == "mismatch"]
+        verb = subcommand.capitalize()
+        failed = failing(rows, Status.FAILED)
         if failed:
-            verb = subcommand.capitalize()
             raise CommandError(f"{verb} failed for {len(failed)} model(s): {', '.join(failed)}", returncode=1)
-        blocked = [row.model for row in rows if row.status == "skipped" and row.reason.startswith("not copied")]
-        raise CommandError(f"Row counts differ for {len(differ + blocked)} model(s): {', '.join(differ + blocked)}", returncode=1)
+        blocked = failing(rows, Status.BLOCKED)
+        if blocked:
+            raise CommandError(f"{verb} did not reach {len(blocked)} model(s): {', '.join(blocked)}", returncode=1)
+        differ = failing(rows, Status.MISMATCH)
+        if differ:
+            raise CommandError(f"Row counts differ for {len(differ)} model(s): {', '.join(differ)}", returncode=1)
+        raise CommandError(f"{verb} finished with problems: " + "; ".join(result.problems), returncode=1)
+
+
+def _has_terminal():
+    return hasattr(sys.stdin, "isatty") and sys.stdin.isatty()
+
+
+def resume_command(subcommand, plan, options):
+    """Return the command line that continues this run (passwords in URLs masked)."""
+    program = {"manage.py": "python manage.py dbcopy", "__main__.py": "python -m django dbcopy"}.get(
+        os.path.basename(sys.argv[0]), "dbcopy"
+    )
+    words = [subcommand, *options.get("_labels", ())]
+    for name in ("source", "dest"):
+        if options.get(name):
+            words += [f"--{name}", mask_url(options[name])]
+    for label in options.get("exclude") or ():
+        words += ["--exclude", label]
+    for name in ("chunk_size", "jobs", "retries", "writer", "since_field", "lookback", "connect_timeout"):
+        if options.get(name) is not None:
+            words += [f"--{name.replace('_', '-')}", str(options[name])]
+    for name in ("deletes", "cursor_only", "include_unmanaged"):
+        if options.get(name):
+            words.append(f"--{name.replace('_', '-')}")
+    if options.get("full_refresh"):
+        words += ["--full-refresh", *options["full_refresh"]]
+    if options.get("settings"):
+        words.append(f"--settings={options['settings']}")
+    if subcommand == "copy":
+        words.append("--resume")
+    return " ".join([program, *map(shlex.quote, words)])

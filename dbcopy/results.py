@@ -1,0 +1,77 @@
+"""What a run did, as data: one StepResult per step with a Status, and the run's own facts."""
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Status(str, enum.Enum):
+    """A step's outcome. A str subclass so reports and JSON keep the plain words ("ok", "failed")."""
+
+    OK = "ok"
+    MISMATCH = "mismatch"  # the step ran, but the two sides differ
+    FAILED = "failed"
+    BLOCKED = "blocked"  # not run: a step it depends on failed
+    INTERRUPTED = "interrupted"  # SIGINT/SIGTERM arrived while it ran, or before it started
+    SKIPPED = "skipped"  # left alone by the plan (proxy, router, …)
+
+    def __str__(self):
+        return self.value
+
+
+# Statuses a run may end with and still exit 0.
+SUCCESSFUL = frozenset({Status.OK, Status.SKIPPED})
+
+
+@dataclass
+class StepResult:
+    step: object
+    status: Status = Status.OK
+    copied: int = 0
+    message: str = ""
+    seconds: float = 0.0
+    dest_rows_before: int = 0  # rows the destination table already held (--append)
+    method: str = ""  # "stream", "fast", "bulk_create", "remap" or "sync": how the rows travelled
+    counts: object = None  # sync only: inserted, updated, deleted, unchanged, gone, watermark
+    retries: int = 0  # transient faults survived
+    last_key: tuple | None = None  # the last source key committed at the destination (chunked paths)
+    resumed_rows: int = 0  # rows an earlier, interrupted run had already copied (--resume)
+    source_rows: int | None = None  # the source's rows as the run read them (its snapshot)
+    blocked_by: str = ""  # label of the failed step this one depends on
+
+    @property
+    def ok(self):
+        return self.status is Status.OK
+
+
+@dataclass
+class Consistency:
+    """Whether every table was read from one snapshot of the source, and if not, why."""
+
+    consistent: bool
+    how: str = ""  # what gave the snapshot, or why there was none
+
+    def describe(self):
+        return f"consistent: {self.how}" if self.consistent else f"not consistent: {self.how}"
+
+
+@dataclass
+class RunResult:
+    results: list
+    consistency: Consistency | None = None
+    interrupted: int | None = None  # the signal number that stopped the run
+    problems: list = field(default_factory=list)  # run-wide faults (sequence reset …), each a sentence
+
+    def for_step(self, step):
+        return next((r for r in self.results if r.step is step), None)
+
+    @property
+    def failed(self):
+        return [r for r in self.results if r.status is Status.FAILED]
+
+    @property
+    def retries(self):
+        return sum(r.retries for r in self.results)
+
+
+# The name the rest of the code base has used for a run's result.
+CopyResult = RunResult

@@ -1,0 +1,535 @@
+"""Run a plan: the one scheduler behind `copy` and `sync`.
+
+The runner owns everything around the rows: the order of steps and the --jobs workers, the source
+snapshot, retries after transient faults, interrupts, truncation, and the post-passes (deferred
+foreign keys, sequences). A strategy (engine.CopyStrategy, sync.SyncStrategy, remap.RemapStrategy)
+moves one table's rows and nothing else.
+"""
+
+import signal
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import contextmanager, nullcontext
+
+from django.db import DatabaseError, connections, transaction
+
+from .diagnose import first_line
+from .dialects import dialect_for
+from .exceptions import CopyError, DbcopyError, Interrupted, SourceFault
+from .plan import COPY, REMAP, REPLACE
+from .results import Consistency, RunResult, Status, StepResult
+from .rows import Remaps
+
+# Seconds to wait before each retry of a step after a transient fault (the last repeats).
+BACKOFF = (0.5, 2.0, 5.0)
+# How often the main thread looks up from waiting on --jobs workers (signals are handled then).
+POLL_SECONDS = 0.2
+
+
+def _no_progress(event, step, **data):
+    """Ignore progress events (the default when nobody listens)."""
+
+
+class Runner:
+    """Execute a plan's steps with one strategy; return a RunResult."""
+
+    def __init__(self, plan, strategy_class, *, chunk_size, on_progress=None, jobs=1, retries=3,
+                 truncate=False, resume=False, debug=False, **strategy_options):
+        self.plan, self.chunk_size = plan, chunk_size
+        self.on_progress = on_progress or _no_progress
+        self.jobs, self.retries = max(1, jobs), max(0, retries)
+        self.truncate_first, self.resume, self.debug = truncate, resume, debug
+        self.remaps = Remaps()
+        self.results = {}
+        self.broken = {}  # (dest, model) -> label of the failed step it depends on
+        self.problems = []
+        self.local = threading.local()
+        self.stop_signal = None
+        self.snapshot = Snapshot(self)
+        self.strategy = strategy_class(self, **strategy_options)
+        from .remap import RemapStrategy  # the remap strategy needs the runner's id maps
+
+        self.remapper = RemapStrategy(self)
+
+    # --- connections ---------------------------------------------------------------------------
+
+    def dialect(self, alias):
+        """Return this thread's dialect for the alias: Django connections belong to one thread each."""
+        cache = self.local.__dict__.setdefault("dialects", {})
+        connection = connections[alias]
+        if cache.get(alias) is None or cache[alias].connection is not connection:
+            cache[alias] = dialect_for(alias)
+        dialect = cache[alias]
+        if alias in self.plan.dests:
+            # Session settings die with the server connection, which Django may have reopened.
+            connection.ensure_connection()
+            if getattr(connection, "_dbcopy_session_of", None) is not connection.connection:
+                dialect.prepare_session()
+                connection._dbcopy_session_of = connection.connection
+        elif alias == self.plan.source:
+            self.snapshot.enter(dialect)
+        return dialect
+
+    def reader(self, step):
+        """Return the source dialect, its connection inside the run's snapshot."""
+        return self.dialect(step.source)
+
+    def progress(self, event, step, **data):
+        if event == "chunk":
+            self.checkpoint()  # streams report from inside the COPY: raising there aborts it
+        self.on_progress(event, step, **data)
+
+    # --- the run -------------------------------------------------------------------------------
+
+    def run(self):
+        steps = list(self.plan.steps)
+        with self.interrupts():
+            try:
+                self.snapshot.open()
+                if self.truncate_first:
+                    for dest in self.plan.dests:
+                        self.truncate(dest)
+                self.run_units(_units(steps))
+                self.post_passes(steps)
+            finally:
+                self.snapshot.close()
+        for step in steps:
+            if step not in self.results:
+                self.results[step] = StepResult(step, Status.INTERRUPTED, message="not started: the run was interrupted")
+        return RunResult(
+            [self.results[step] for step in steps], consistency=self.snapshot.consistency(),
+            interrupted=self.stop_signal, problems=list(self.problems),
+        )
+
+    def run_units(self, units):
+        if self.jobs == 1:
+            for unit in units:
+                if self.stop_signal:
+                    break
+                self.run_unit(unit)
+        else:
+            self.run_parallel(units)
+
+    def run_unit(self, unit):
+        if unit[0].group is None:
+            self.run_step(unit[0])
+        else:
+            self.run_group(unit)
+
+    def run_parallel(self, units):
+        """Run units on `jobs` threads, each once every unit it depends on has finished."""
+        needs = _unit_dependencies(units)
+        pending, running, done = list(range(len(units))), {}, set()
+        # SQLite takes one writer at a time: more would only wait on its lock.
+        writers = {dest: self.dialect(dest).max_concurrent_writers for dest in self.plan.dests}
+        busy = {dest: 0 for dest in self.plan.dests}
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dbcopy") as pool:
+            while running or (pending and not self.stop_signal):
+                for index in list(pending):
+                    dest = units[index][0].dest
+                    if self.stop_signal or len(running) >= self.jobs or not needs[index] <= done or busy[dest] >= writers[dest]:
+                        continue
+                    pending.remove(index)
+                    busy[dest] += 1
+                    running[pool.submit(self.run_unit_in_worker, units[index])] = index
+                # A timeout, so that the main thread returns to Python often enough to handle signals.
+                finished, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    index = running.pop(future)
+                    busy[units[index][0].dest] -= 1
+                    done.add(index)
+                    future.result()  # a bug in a worker surfaces here, not silently
+
+    def run_unit_in_worker(self, unit):
+        try:
+            self.run_unit(unit)
+        finally:
+            connections.close_all()  # this thread's connections; the main thread keeps its own
+
+    def run_step(self, step):
+        blocker = self.failed_dependency(step)
+        if blocker:
+            message = f"not copied: it depends on {blocker}, which failed"
+            self.results[step] = StepResult(step, Status.BLOCKED, message=message, blocked_by=blocker)
+            self.broken[(step.dest, step.model)] = blocker
+            self.progress("skipped", step, message=message)
+            return
+        if self.stop_signal:
+            return
+        strategy = self.remapper if step.kind == REMAP else self.strategy
+        result = StepResult(step)
+        self.results[step] = result
+        self.progress("start", step, total=step.source_rows)
+        started = time.monotonic()
+        try:
+            self.attempt(step, result, strategy.run, "copying")
+        finally:
+            result.seconds = time.monotonic() - started
+        self.on_progress("finish", step, result=result)
+
+    def run_group(self, group):
+        """Copy a cycle of NOT NULL foreign keys with constraint checks deferred until it is whole."""
+        dialect = self.dialect(group[0].dest)
+        try:
+            with dialect.constraints_deferred([s.table for s in group]):
+                for step in group:
+                    self.run_step(step)
+                failed = [s for s in group if not self.results.get(s) or not self.results[s].ok]
+                if failed:
+                    result = self.results.get(failed[0])
+                    raise CopyError(failed[0].label, failed[0].dest, reason=result.message if result else "interrupted")
+        except (DatabaseError, CopyError) as exc:
+            labels = ", ".join(s.label for s in group)
+            message = f"the cycle {labels} could not be copied with deferred constraint checks: {first_line(exc)}"
+            for step in group:
+                result = self.results.setdefault(step, StepResult(step))
+                if result.status is Status.OK:
+                    result.copied = 0  # the whole group was rolled back
+                if result.status is not Status.INTERRUPTED:
+                    self.mark_failed(step, result, message)
+
+    # --- faults --------------------------------------------------------------------------------
+
+    def attempt(self, step, result, action, doing):
+        """Run action(step, result), retrying transient faults; a lasting fault fails the step.
+
+        The action continues from what it already committed (result.last_key), so a retry neither
+        duplicates nor skips rows.
+        """
+        attempt = 0
+        while True:
+            try:
+                action(step, result)
+                return True
+            except Interrupted:
+                result.status = Status.INTERRUPTED
+                result.message = f"interrupted after {result.copied:,} rows; the chunk in progress was rolled back"
+                self.broken[(step.dest, step.model)] = step.label
+                return False
+            except CopyError as exc:  # a refused or unreadable row: a retry would meet it again
+                self.mark_failed(step, result, str(exc))
+                return False
+            except Exception as exc:  # noqa: BLE001 - every driver has its own error classes
+                if self.debug and not self.is_database_error(exc):
+                    raise
+                if attempt < self.retries and self.is_transient(step, exc):
+                    attempt += 1
+                    result.retries += 1
+                    self.on_progress("retry", step, message=f"{describe_fault(step, exc, doing, result)}; "
+                                                            f"retry {attempt} of {self.retries}")
+                    self.recover(step)
+                    self.sleep(BACKOFF[min(attempt, len(BACKOFF)) - 1])
+                    continue
+                tried = f" (after {attempt} retries)" if attempt else ""
+                self.mark_failed(step, result, describe_fault(step, exc, doing, result) + tried)
+                self.recover(step)  # later steps, the post-passes and the reconciliation reconnect
+                return False
+
+    def is_database_error(self, exc):
+        drivers = tuple({connections[a].Database.Error for a in (self.plan.source, *self.plan.dests)})
+        return isinstance(exc, (DatabaseError, SourceFault, SystemError, OSError, *drivers))
+
+    def is_transient(self, step, exc):
+        """Return whether a fresh connection and another try can get past the fault."""
+        if not self.is_database_error(exc):
+            return False
+        for alias in (step.source, step.dest):
+            if not connection_alive(alias):
+                return True
+        return any(dialect_for(alias).is_transient_error(exc) for alias in (step.source, step.dest))
+
+    def recover(self, step):
+        """Drop the connections a fault killed; the next use reconnects (and rejoins the snapshot)."""
+        for alias in (step.source, step.dest):
+            if not connection_alive(alias):
+                if alias == step.source:
+                    self.snapshot.lost(step)
+                close_quietly(alias)
+
+    def sleep(self, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.checkpoint()
+            time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    def mark_failed(self, step, result, message):
+        result.status, result.message = Status.FAILED, message
+        self.broken[(step.dest, step.model)] = step.label
+        self.on_progress("error", step, message=message)
+
+    def failed_dependency(self, step):
+        for target in required_targets(step):
+            blocker = self.broken.get((step.dest, target))
+            if blocker and target is not step.model:
+                return blocker
+        return None
+
+    # --- interrupts ----------------------------------------------------------------------------
+
+    @contextmanager
+    def interrupts(self):
+        """Turn SIGINT/SIGTERM into a request to stop after the current chunk; a second one stops at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers belong to the main thread
+            return
+
+        def handle(signum, frame):
+            if self.stop_signal is not None:
+                raise KeyboardInterrupt
+            self.stop_signal = signum
+            self.on_progress("interrupt", None, message=f"{signal.Signals(signum).name} received: "
+                                                        "stopping after the current chunk (again to stop at once)")
+
+        previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def checkpoint(self):
+        """Raise Interrupted if a signal asked the run to stop (called between chunks)."""
+        if self.stop_signal is not None:
+            raise Interrupted(self.stop_signal)
+
+    # --- before and after the steps ------------------------------------------------------------
+
+    def truncate(self, dest):
+        """Delete the destination rows of every planned table, referrers first, in one transaction."""
+        dialect = self.dialect(dest)
+        steps = [s for s in reversed(self.plan.steps_for(dest)) if s.kind != REMAP]
+        try:
+            with transaction.atomic(using=dest):
+                # MySQL checks FKs row by row: unlink the rows of every cycle before deleting any of them.
+                for step in steps:
+                    dialect.execute(dialect.null_out_sql(step.table, [f.column for f in step.deferred_fields]))
+                for unit in _units(steps):
+                    with self.group_context(unit):
+                        for step in unit:
+                            dialect.execute(dialect.delete_all_sql(step.table))
+        except DatabaseError as exc:
+            raise DbcopyError(
+                f"--truncate could not empty the planned tables of '{dest}' and deleted nothing: {first_line(exc)}"
+            ) from exc
+
+    def group_context(self, unit):
+        if unit[0].group is None:
+            return nullcontext()
+        return self.dialect(unit[0].dest).constraints_deferred([s.table for s in unit])
+
+    def post_passes(self, steps):
+        """Finish what was copied: the strategy's passes (deferred FKs, deletes), then sequences.
+
+        After an interrupt only the sequences are reset (cheap, and new rows at the destination
+        then get fresh ids); --resume completes the rest.
+        """
+        if not self.stop_signal:
+            for step, action, doing in self.strategy.post_steps(steps):
+                result = self.results.get(step)
+                if result is None or result.status not in (Status.OK, Status.FAILED) or self.stop_signal:
+                    continue
+                self.attempt(step, result, action, doing)
+        for dest in self.plan.dests:
+            self.reset_sequences(dest)
+
+    def reset_sequences(self, dest):
+        copied = [s.model for s in self.plan.steps_for(dest) if s.kind in (COPY, REPLACE) and s in self.results]
+        try:
+            dialect = self.dialect(dest)
+            statements = dialect.sequence_reset_sql(copied)
+            if statements:
+                with transaction.atomic(using=dest):
+                    dialect.execute(statements)
+        except DatabaseError as exc:
+            self.problems.append(
+                f"Could not reset the sequences of '{dest}': {first_line(exc)} — run "
+                f"`python manage.py sqlsequencereset` for the copied apps there before inserting new rows"
+            )
+
+
+class Snapshot:
+    """Read every table of the source from one snapshot, where the vendor gives one.
+
+    PostgreSQL exports the snapshot from a connection of its own, which every reading connection
+    (each --jobs worker, and a connection re-opened after a fault) joins. MySQL/MariaDB and SQLite
+    snapshots belong to one connection, so they are consistent only with --jobs 1 and no lost
+    connection.
+    """
+
+    def __init__(self, runner):
+        self.runner = runner
+        self.holder = self.token = None
+        self.scope = None
+        self.broken = ""  # why the run is not consistent after all
+        self.lock = threading.Lock()
+
+    def open(self):
+        runner = self.runner
+        dialect = dialect_for(runner.plan.source)
+        self.scope = dialect.snapshot_scope
+        if self.scope == "shared":
+            self.holder, self.token = dialect.export_snapshot()
+
+    def enter(self, dialect):
+        """Put this thread's source connection in the snapshot, once per server connection."""
+        if self.scope is None:
+            return
+        connection = dialect.connection
+        connection.ensure_connection()
+        if getattr(connection, "_dbcopy_snapshot_of", None) is connection.connection:
+            return
+        if self.token is not None:
+            self.join(dialect)
+        else:
+            dialect.begin_read_snapshot()
+            with self.lock:
+                self.entered = getattr(self, "entered", 0) + 1
+        connection._dbcopy_snapshot_of = connection.connection
+
+    def join(self, dialect):
+        """Join the exported snapshot; if its holder died with the server connection, export a new one."""
+        try:
+            dialect.join_read_snapshot(self.token)
+            return
+        except DatabaseError:
+            close_quietly(dialect.alias)  # the failed transaction is of no further use
+        with self.lock:
+            if not self.broken:
+                self.broken = "the connection holding the source snapshot was lost; later tables were read from a new one"
+            self.close_holder()
+            self.holder, self.token = dialect_for(dialect.alias).export_snapshot()
+        dialect.join_read_snapshot(self.token)
+
+    def lost(self, step):
+        if self.scope == "connection" and not self.broken:
+            self.broken = f"the source connection was lost while reading {step.label} and re-opened on a later snapshot"
+
+    def close(self):
+        connection = connections[self.runner.plan.source]
+        if connection.connection is not None and getattr(connection, "_dbcopy_snapshot_of", None) is connection.connection:
+            try:
+                dialect_for(self.runner.plan.source).end_read_snapshot()
+            except DatabaseError:
+                close_quietly(self.runner.plan.source)
+            connection._dbcopy_snapshot_of = None
+        self.close_holder()
+
+    def close_holder(self):
+        if self.holder is not None:
+            try:
+                self.holder.close()
+            except Exception:  # noqa: BLE001 - the holder may have died with its server; nothing to keep
+                pass
+            self.holder = None
+
+    def consistency(self):
+        return describe_consistency(self.runner.plan.source, self.runner.jobs, self.scope, self.broken,
+                                    connections_used=getattr(self, "entered", 0))
+
+
+def describe_consistency(source, jobs, scope=None, broken="", connections_used=1):
+    """Return the Consistency a run with these settings gets (or got)."""
+    if scope is None:
+        scope = dialect_for(source).snapshot_scope
+    vendor = connections[source].display_name
+    if broken:
+        return Consistency(False, broken)
+    if scope == "shared":
+        return Consistency(True, f"one {vendor} snapshot (REPEATABLE READ, exported) shared by every reader")
+    if scope == "connection" and (jobs == 1 and connections_used <= 1):
+        return Consistency(True, f"one {vendor} read transaction")
+    if scope == "connection":
+        return Consistency(False, f"{vendor} cannot share one snapshot between --jobs workers: each table is "
+                                  "consistent on its own; use --jobs 1 for one snapshot of every table")
+    return Consistency(False, f"{vendor} offers no read snapshot")
+
+
+def connection_alive(alias):
+    """Return whether the alias' connection can still be used (or was never opened)."""
+    connection = connections[alias]
+    if connection.connection is None:
+        return not getattr(connection, "_dbcopy_snapshot_of", None)  # dropped by Django after a fault
+    try:
+        return connection.is_usable()
+    except Exception:  # noqa: BLE001 - is_usable() itself may raise on a half-closed socket
+        return False
+
+
+def close_quietly(alias):
+    connection = connections[alias]
+    try:
+        connection.close()
+    except Exception:  # noqa: BLE001 - closing a dead connection may complain; it is closed either way
+        connection.connection = None
+    connection._dbcopy_session_of = connection._dbcopy_snapshot_of = None
+
+
+def describe_fault(step, exc, doing, result):
+    """Say which side failed, where in the table, and the database's reason."""
+    where = f" after pk={_key_text(result.last_key)}" if result.last_key is not None else ""
+    if isinstance(exc, SourceFault):
+        return f"{doing} {step.label}: reading '{exc.alias}'{where} failed: {first_line(exc.error)}"
+    return f"{doing} {step.label} into '{step.dest}'{where} failed: {first_line(exc)}"
+
+
+def _key_text(key):
+    return repr(key[0]) if len(key) == 1 else repr(tuple(key))
+
+
+def required_targets(step):
+    """Yield the models whose rows the step's FKs need before its own rows can be written."""
+    from .plan import relation_target
+
+    for field in step.fields:
+        if field.is_relation and field not in step.deferred_fields:
+            yield relation_target(field)
+
+
+def _unit_dependencies(units):
+    """Return, per unit, the indexes of the units holding rows its foreign keys need first."""
+    where = {}
+    for index, unit in enumerate(units):
+        for step in unit:
+            where[(step.dest, step.model)] = index
+    needs = []
+    for index, unit in enumerate(units):
+        wanted = {where.get((step.dest, target)) for step in unit for target in required_targets(step)}
+        needs.append(wanted - {None, index})
+    return needs
+
+
+def _units(steps):
+    """Split steps into runs to execute together: a constraint group, or a single step."""
+    units = []
+    for step in steps:
+        if units and step.group is not None and units[-1][0].group == step.group:
+            units[-1].append(step)
+        else:
+            units.append([step])
+    return units
+
+
+@contextmanager
+def destination_locks(plan):
+    """Hold each destination's lock for the block: one copy or sync writes to a database at a time."""
+    from .aliases import describe
+    from .exceptions import DestinationLocked
+
+    held = []
+    try:
+        for dest in sorted(plan.dests):
+            lock = dialect_for(dest).sync_lock()
+            if not lock.acquire():
+                raise DestinationLocked(
+                    f"Another dbcopy copy or sync is writing to {describe(dest)}; this run changed nothing. "
+                    "Try again when it has finished (a scheduler can simply run the next sync)."
+                )
+            held.append(lock)
+        yield
+    finally:
+        for lock in reversed(held):
+            try:
+                lock.release()
+            except DatabaseError:
+                pass  # the lock died with its connection
