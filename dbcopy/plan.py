@@ -6,7 +6,7 @@ from django.apps import apps
 from django.db import router
 
 from . import conf
-from .aliases import same_database
+from .aliases import describe, is_url_alias, same_database
 from .dialects import dialect_for
 from .exceptions import PlanError
 from .graph import model_label, order_models
@@ -221,12 +221,29 @@ def build_plan(source, dest=None, labels=(), exclude=(), include_unmanaged=False
                 group=group_of.get(model),
             )
         )
+    _require_source_tables(source, steps)
     if count_rows:
         steps = [_with_count(step) for step in steps]
     plan_steps = tuple(steps)
     warnings = tuple(_relation_warnings(plan_steps, dest_of, remapped, source))
     groups = {i: tuple(model_label(m) for m in g) for i, g in enumerate(ordering.constraint_groups)}
     return CopyPlan(source, plan_steps, tuple(skipped), warnings, dest, groups)
+
+
+def _require_source_tables(source, steps):
+    """Refuse a source that lacks planned tables (not migrated, or another project's database)."""
+    if not steps:
+        return
+    present = dialect_for(source).table_names()
+    missing = sorted({f"{step.table} ({step.label})" for step in steps if step.table not in present})
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        migrate = "apply the project's migrations to it" if is_url_alias(source) else (
+            f"run `python manage.py migrate --database {source}`"
+        )
+        raise PlanError(
+            f"The source {describe(source)} has no table {shown}: {migrate}, or leave the models out with --exclude"
+        )
 
 
 def _remap_destinations(copied, dest_of, remapped):

@@ -3,18 +3,16 @@
 from django.apps import apps
 from django.db import DatabaseError, connections
 
-from .aliases import describe
 from .dialects import dialect_for
 from .dialects.base import ForeignKeyReferrer
 from .exceptions import PreflightError
 from .graph import model_label
+from .identity import connection_failure
 from .plan import COPY, REMAP, relation_target
 
 
 def check_connections(aliases):
     """Return a problem, naming host and port, for every alias that cannot be connected to."""
-    from .identity import connection_failure  # (the lead may hoist this import to the top)
-
     problems = []
     for alias in dict.fromkeys(aliases):
         try:

@@ -14,10 +14,12 @@ from contextlib import contextmanager, nullcontext
 
 from django.db import DatabaseError, connections, transaction
 
+from .aliases import describe
 from .diagnose import first_line
 from .dialects import dialect_for
-from .exceptions import CopyError, DbcopyError, Interrupted, SourceFault
-from .plan import COPY, REMAP, REPLACE
+from .exceptions import CopyError, DbcopyError, DestinationLocked, Interrupted, SourceFault
+from .plan import COPY, REMAP, REPLACE, relation_target
+from .remap import RemapStrategy
 from .results import Consistency, RunResult, Status, StepResult
 from .rows import Remaps
 
@@ -48,8 +50,6 @@ class Runner:
         self.stop_signal = None
         self.snapshot = Snapshot(self)
         self.strategy = strategy_class(self, **strategy_options)
-        from .remap import RemapStrategy  # the remap strategy needs the runner's id maps
-
         self.remapper = RemapStrategy(self)
 
     # --- connections ---------------------------------------------------------------------------
@@ -206,6 +206,7 @@ class Runner:
                 result.status = Status.INTERRUPTED
                 result.message = f"interrupted after {result.copied:,} rows; the chunk in progress was rolled back"
                 self.broken[(step.dest, step.model)] = step.label
+                self.recover(step)  # an aborted stream leaves its connections unusable
                 return False
             except CopyError as exc:  # a refused or unreadable row: a retry would meet it again
                 self.mark_failed(step, result, str(exc))
@@ -479,8 +480,6 @@ def _key_text(key):
 
 def required_targets(step):
     """Yield the models whose rows the step's FKs need before its own rows can be written."""
-    from .plan import relation_target
-
     for field in step.fields:
         if field.is_relation and field not in step.deferred_fields:
             yield relation_target(field)
@@ -513,9 +512,6 @@ def _units(steps):
 @contextmanager
 def destination_locks(plan):
     """Hold each destination's lock for the block: one copy or sync writes to a database at a time."""
-    from .aliases import describe
-    from .exceptions import DestinationLocked
-
     held = []
     try:
         for dest in sorted(plan.dests):

@@ -9,25 +9,38 @@ up where the copy ended, and a table emptied by hand is simply filled again.
 
 import json
 import re
+import secrets
+import string
+import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field as dataclass_field, replace
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist
-from django.db import models, transaction
-from django.db.models import Max
+from django.db import IntegrityError, models, transaction
+from django.db.models import Max, Min
 
 from . import conf
 from .diagnose import first_line
 from .engine import WRITE_ERRORS, find_rejected_row, source_chunks
 from .exceptions import ConfigError, CopyError
 from .runner import Runner
-from .plan import REMAP, Skipped
+from .plan import REMAP, Skipped, relation_target
 from .rows import RowReader, RowWriter, is_json, pk_fields
 
 _LOOKBACK = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 DEFAULT_LOOKBACK = "10m"
+# Rows of one table held back (refused by a unique or foreign key in their chunk) before they are
+# written, or the first of them named, at once: a table the destination refuses wholesale must not
+# be held in memory row by row.
+HELD_BACK_LIMIT = 10_000
+# Placeholder text is drawn from lower-case letters and digits only, so two placeholders never
+# collide under a case- or accent-insensitive collation either.
+_PLACEHOLDER_ALPHABET = string.ascii_lowercase + string.digits
+_PLACEHOLDER_LENGTH = 24
+_TEXT_TYPES = ("CharField", "TextField", "SlugField", "EmailField", "URLField", "FilePathField")
 
 
 def parse_lookback(text):

@@ -408,3 +408,33 @@ def test_copy_prints_the_cross_database_warnings_plan_prints(source, dest):
     result = h.dbcopy("copy", "copytest.Book", source=source, dest=dest)
     for warning in warnings:
         assert warning in result.stdout
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("pg_a", "pg_b")])
+def test_interrupt_during_a_stream_rolls_the_table_back(source, dest, monkeypatch, report_path):
+    """The signal handler only sets a flag; the stream notices it at its next progress report, aborts the
+    COPY, and the destination keeps nothing of that table."""
+    monkeypatch.setattr(pg_dialect, "_STREAM_REPORT_EVERY", 50)
+    seed_categories(source, 3000)
+    m.Tag.objects.using(source).create(name="after the categories")
+    original = Runner.progress
+    sent = []
+
+    def progress(self, event, step, **data):
+        if event == "chunk" and step is not None and step.label == CATEGORY and not sent:
+            self.stop_signal = signal.SIGINT  # what the handler does
+            sent.append(data["copied"])
+        return original(self, event, step, **data)
+
+    monkeypatch.setattr(Runner, "progress", progress)
+    result = h.dbcopy("copy", CATEGORY, "copytest.Tag", source=source, dest=dest, report_json=report_path)
+    assert result.returncode == 130, result
+    assert "Traceback" not in result.output
+    assert 0 < sent[0] < 3000, sent  # it arrived mid-stream
+    assert m.Category.objects.using(dest).count() == 0
+    assert m.Tag.objects.using(dest).count() == 0
+    data, row = entry(report_path, CATEGORY)
+    assert row["status"] == "interrupted" and data["interrupted_by"] == "SIGINT", row
+    assert "--resume" in result.output
+    h.assert_ok(h.dbcopy("copy", CATEGORY, "copytest.Tag", source=source, dest=dest, resume=True))
+    assert_categories_equal(source, dest)

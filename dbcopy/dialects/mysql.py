@@ -60,6 +60,8 @@ _TRANSIENT_CODES = {1205, 1213, 2006, 2013, 1927, 1053, 2055, 4031}
 _PACKET_TOO_LARGE = {1153, 2020}
 _CONNECTION_DROPPED = {2006, 2013}
 _BIG_STATEMENT_BYTES = 1024 * 1024
+# Rows between two progress reports (and interrupt checks) of a stream.
+_STREAM_REPORT_EVERY = 20_000
 
 
 class MySQLDialect(Dialect):
@@ -339,7 +341,7 @@ class _Rewriter:
             # COPY sends whole rows per write, so an escape never straddles two writes.
             data = _COPY_ONLY_ESCAPES.sub(lambda m: _RAW_CONTROL.get(m.group(0), m.group(0)), data)
         self.producer.rows += data.count(b"\n")
-        if self.producer.rows - self.reported >= 20_000:
+        if self.producer.rows - self.reported >= _STREAM_REPORT_EVERY:
             self.producer.on_rows(self.producer.rows)
             self.reported = self.producer.rows
         self.sink.write(data)

@@ -209,8 +209,13 @@ class PostgreSQLDialect(Dialect):
         producer.start()
         try:
             with transaction.atomic(using=self.alias):
-                with self.connection.cursor() as cursor, self.connection.wrap_database_errors:
-                    cursor.copy_expert(self.copy_from_sql(step.table, step.fields), counter)
+                try:
+                    with self.connection.cursor() as cursor, self.connection.wrap_database_errors:
+                        cursor.copy_expert(self.copy_from_sql(step.table, step.fields), counter)
+                except Exception:
+                    if counter.failure is not None:  # psycopg2 reports its own error for the one read() raised
+                        raise counter.failure from None
+                    raise
                 producer.join()
                 if failure:  # a source that failed half-way must not commit half a table
                     with source.connection.wrap_database_errors:
@@ -245,6 +250,7 @@ class _CountingReader(io.RawIOBase):
     def __init__(self, stream, on_rows):
         self.stream, self.on_rows = stream, on_rows
         self.rows = self.reported = 0
+        self.failure = None  # what on_rows raised (an interrupt), to re-raise after the aborted COPY
 
     def readable(self):
         return True
@@ -253,7 +259,11 @@ class _CountingReader(io.RawIOBase):
         data = self.stream.read(size)
         self.rows += data.count(b"\n")
         if self.rows - self.reported >= _STREAM_REPORT_EVERY or not data:
-            self.on_rows(self.rows)
+            try:
+                self.on_rows(self.rows)
+            except Exception as exc:
+                self.failure = exc
+                raise
             self.reported = self.rows
         return data
 

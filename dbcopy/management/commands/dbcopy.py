@@ -14,6 +14,7 @@ from ...aliases import describe, is_url_alias, mask_url, resolve_alias, same_dat
 from ...diagnose import first_line
 from ...engine import WRITERS, run_plan
 from ...exceptions import ConfigError, DbcopyError
+from ...identity import open_databases
 from ...plan import COPY, REPLACE, build_plan, select_models
 from ...preflight import preflight
 from ...reconcile import failing, is_ok, reconcile
@@ -165,8 +166,6 @@ class Command(BaseCommand):
             raise ConfigError("--connect-timeout must be at least 1 second")
         source = resolve_alias(options["source"], "source")
         dest = resolve_alias(options["dest"], "dest") if options["dest"] else None
-        from ...identity import open_databases  # (the lead may hoist this import to the top)
-
         # Before planning counts rows: an unreachable server or a missing SQLite file is a clean
         # error, and a destination that is the source in another spelling is refused.
         open_databases(source, dest, connect_timeout=timeout)
