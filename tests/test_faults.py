@@ -438,3 +438,61 @@ def test_interrupt_during_a_stream_rolls_the_table_back(source, dest, monkeypatc
     assert "--resume" in result.output
     h.assert_ok(h.dbcopy("copy", CATEGORY, "copytest.Tag", source=source, dest=dest, resume=True))
     assert_categories_equal(source, dest)
+
+
+# ----------------------------------------------------------------------------------------
+# Which errors are worth a retry: real errors from the real servers
+# ----------------------------------------------------------------------------------------
+
+
+def provoke_deadlock(alias):
+    """Make the server pick a deadlock victim between two connections; return the victim's error."""
+    import threading
+
+    from django.db import DatabaseError
+
+    a, b = m.Tag.objects.using(alias).create(name="dl-a").pk, m.Tag.objects.using(alias).create(name="dl-b").pk
+    table, q = m.Tag._meta.db_table, connections[alias].ops.quote_name
+    update = f"UPDATE {q(table)} SET {q('name')} = {q('name')} WHERE {q('id')} = %s"
+    errors, barrier = [], threading.Barrier(2)
+
+    def worker(mine, theirs):
+        connection = connections.create_connection(alias)  # wrappers belong to the thread that made them
+        try:
+            connection.set_autocommit(False)
+            with connection.cursor() as cursor:
+                cursor.execute(update, [mine])
+                barrier.wait(timeout=10)
+                cursor.execute(update, [theirs])
+            connection.commit()
+        except DatabaseError as exc:
+            errors.append(exc)
+            connection.rollback()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(a, b)), threading.Thread(target=worker, args=(b, a))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+@pytest.mark.parametrize("alias", [pytest.param(a, marks=h.db_mark("pg_a", "mysql_a")) for a in ("pg_a", "mysql_a")])
+def test_a_real_deadlock_is_transient_and_a_refused_row_is_not(alias):
+    from django.db import IntegrityError, transaction
+
+    from dbcopy.dialects import dialect_for
+
+    dialect = dialect_for(alias)
+    assert dialect.is_transient_error(provoke_deadlock(alias))
+    m.Tag.objects.using(alias).create(name="unique")
+    with pytest.raises(IntegrityError) as refused:
+        with transaction.atomic(using=alias):
+            m.Tag.objects.using(alias).create(name="unique")
+    assert not dialect.is_transient_error(refused.value)
+    # The other vendor's dialect never claims this one's errors (a step has two sides).
+    other = dialect_for("mysql_a" if alias == "pg_a" else "pg_a")
+    assert not other.is_transient_error(refused.value)

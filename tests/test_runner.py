@@ -66,3 +66,18 @@ def test_an_unmigrated_source_is_a_clear_error_in_plan(tmp_path):
         assert result.returncode == 2, result
         assert "has no table copytest_" in result.output and "migrations" in result.output
         assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("sqlite_a", "pg_b")])
+def test_sync_fields_for_models_outside_the_labels_are_not_an_error(source, dest):
+    """DBCOPY_SYNC_FIELDS is project-wide; a sync of some apps must not call the others uninstalled."""
+    from django.test import override_settings
+
+    seed_books(source, n=2)
+    with override_settings(DBCOPY_SYNC_FIELDS={"copytest.SyncItem": "updated_at", "admin.LogEntry": "action_time"}):
+        h.assert_ok(sync(source, dest))
+        typo = h.dbcopy("plan", *BOOK_LABELS, source=source, dest=dest, since_field="updated_at")
+        h.assert_ok(typo)
+    with override_settings(DBCOPY_SYNC_FIELDS={"copytest.NoSuchModel": "updated_at"}):
+        refused = h.dbcopy("plan", *BOOK_LABELS, source=source, dest=dest, since_field="updated_at")
+    assert refused.returncode == 2 and "copytest.NoSuchModel" in refused.output, refused
