@@ -198,7 +198,7 @@ class CopyStrategy:
         translators = [runner.remaps.translator(step, f) or (lambda v: v) for f in fields]
         width = len(reader.pk_fields)
         for rows in source_chunks(step.source, reader.chunks(self.chunk_size, extra_filter=any_set)):
-            for batch in _batches(rows, _update_batch_size(step.dest, len(fields))):
+            for batch in batches(rows, _update_batch_size(step.dest, len(fields))):
                 keys = [reader.pk_value(row) for row in batch]
                 updates = {}
                 for i, (field, translate) in enumerate(zip(fields, translators)):
@@ -231,7 +231,8 @@ def find_rejected_row(runner, step, reader, rows, prepared, chunk_error, write, 
     raise CopyError(step.label, step.dest, reason=first_line(chunk_error), fix="lower --chunk-size and retry")
 
 
-def _batches(items, size):
+def batches(items, size):
+    """Yield consecutive slices of at most `size` items."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
 

@@ -31,7 +31,7 @@ from django.db.models import Max, Min
 from . import conf
 from .diagnose import first_line
 from .dialects.base import error_chain
-from .engine import WRITE_ERRORS, find_rejected_row, source_chunks
+from .engine import WRITE_ERRORS, batches, find_rejected_row, source_chunks
 from .exceptions import ConfigError, CopyError
 from .plan import REMAP, Skipped, relation_target
 from .rows import RowReader, RowWriter, is_json, pk_fields
@@ -520,7 +520,7 @@ class SyncStrategy:
             if len(values) < count:
                 continue  # a short column: draw again
             if not any(
-                rows.filter(**{f"{field.attname}__in": batch}).exists() for batch in _batches(values, 500)
+                rows.filter(**{f"{field.attname}__in": batch}).exists() for batch in batches(values, 500)
             ):
                 return values
         return None
@@ -653,7 +653,7 @@ class SyncStrategy:
         try:
             with transaction.atomic(using=step.dest):
                 self.unlink_gone_rows(step, reader, gone)
-                for batch in _batches(prepared, self.chunk_size):  # statements of a chunk's size, as everywhere
+                for batch in batches(prepared, self.chunk_size):  # statements of a chunk's size, as everywhere
                     dialect.delete_rows(step.table, reader.pk_fields, batch)
         except WRITE_ERRORS as exc:
             if self.runner.is_transient(step, exc):
@@ -675,10 +675,10 @@ class SyncStrategy:
             referrers = RowReader(other.model, other.source, pk_fields(other.model))
             rows = other.model._base_manager.using(step.dest)
             names = [f.attname for f in referrers.pk_fields]
-            for batch in _batches(gone, self.chunk_size):
+            for batch in batches(gone, self.chunk_size):
                 doomed = reader.with_keys(targets, batch)
                 pointing = list(rows.filter(**{f"{field.name}__in": doomed}).values_list(*names))
-                for keys in _batches(pointing, self.chunk_size):
+                for keys in batches(pointing, self.chunk_size):
                     present = set(referrers.rows_at(other.source, keys))
                     unlinked = [key for key in keys if key not in present]
                     if unlinked:
@@ -726,11 +726,6 @@ def _refused_by_a_key(dialect, exc):
 def _counter(counts, name):
     """Return a function adding n to one of the SyncCounts."""
     return lambda n: setattr(counts, name, getattr(counts, name) + n)
-
-
-def _batches(items, size):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _link_ends(model):
