@@ -3,13 +3,16 @@ and LOAD DATA LOCAL INFILE fed straight from PostgreSQL's COPY."""
 
 import os
 import re
+import socket
 import tempfile
 import threading
-from contextlib import contextmanager
+import time
+from contextlib import contextmanager, suppress
 
 from django.conf import settings
 from django.db import DatabaseError
 
+from ..exceptions import SourceFault
 from .base import Dialect, ForeignKeyReferrer, error_chain, translated_column_sql
 from .postgresql import PostgreSQLDialect
 
@@ -60,8 +63,19 @@ _TRANSIENT_CODES = {1205, 1213, 2006, 2013, 1927, 1053, 2055, 4031}
 _PACKET_TOO_LARGE = {1153, 2020}
 _CONNECTION_DROPPED = {2006, 2013}
 _BIG_STATEMENT_BYTES = 1024 * 1024
-# Rows between two progress reports (and interrupt checks) of a stream.
-_STREAM_REPORT_EVERY = 20_000
+
+# While LOAD DATA runs, the main thread looks up every _POLL_SECONDS: Python runs signal handlers
+# then, and progress is reported (which raises Interrupted after a signal) if rows moved, or after a
+# heartbeat if none did, so a stalled source does not keep a signal waiting.
+_POLL_SECONDS = 0.1
+_HEARTBEAT_SECONDS = 1.0
+# And every _WATCH_SECONDS it asks the server whether the loading connection still exists. The
+# client of a KILLed LOAD DATA does not find out by itself: the server stops reading and closes with
+# a full receive window, and the client's send() waits in TCP's persist state until the server's
+# orphaned socket expires (107 s measured here: tcp_fin_timeout 60 s plus probe backoff).
+_WATCH_SECONDS = 1.0
+# How long an aborted load may take to end by itself before its connection is killed, and again after.
+_ABORT_GRACE_SECONDS = 3.0
 
 
 class MySQLDialect(Dialect):
@@ -114,6 +128,8 @@ class MySQLDialect(Dialect):
         return NamedLock(self.connection)
 
     def transient_driver_error(self, error):
+        if isinstance(error, LoadDataLost):
+            return True
         args = getattr(error, "args", ())
         return bool(args) and args[0] in _TRANSIENT_CODES
 
@@ -193,7 +209,9 @@ class MySQLDialect(Dialect):
         """Pipe PostgreSQL's `COPY (SELECT …) TO STDOUT` into `LOAD DATA LOCAL INFILE` through a FIFO.
 
         LOCAL turns data errors into warnings, so any warning rolls the table back and the caller
-        copies it value by value instead, which names the row the server refuses.
+        copies it value by value instead, which names the row the server refuses. The load runs on
+        a thread of its own while this one reports progress (where interrupts are raised) and
+        watches both connections, so a fault or a signal ends the load in seconds, uncommitted.
         """
         if not (isinstance(source, PostgreSQLDialect) and source.has_copy):
             return None
@@ -210,23 +228,78 @@ class MySQLDialect(Dialect):
         with tempfile.TemporaryDirectory(prefix="dbcopy-") as folder:
             fifo = os.path.join(folder, "rows.tsv")
             os.mkfifo(fifo, 0o600)
-            producer = _Producer(raw_source, copy_out, fifo, on_rows)
-            producer.start()
+            stream = _Stream(self, step, loader, _Producer(raw_source, copy_out, fifo), kill=self._kill)
             try:
-                with self.connection.wrap_database_errors:
-                    rows = self._load(loader, step, fifo)
-                producer.join()
-                if producer.failure:
-                    loader.rollback()
-                    with source.connection.wrap_database_errors:
-                        raise producer.failure
-                loader.commit()
-                return rows
+                return self._run_stream(stream, source, on_rows)
             finally:
-                producer.stop()
-                loader.close()
-                if producer.failure:
+                stream.close()
+                if stream.producer.cut_short:
                     source.connection.close()  # an aborted COPY leaves the session unusable
+
+    def _run_stream(self, stream, source, on_rows):
+        """Start the stream, wait for it, and commit the load only if every side is still sound."""
+        stream.start()
+        try:
+            rows = self._supervise(stream, on_rows)
+        except BaseException:  # an interrupt, a second Ctrl-C, or the destination connection died
+            stream.abort()
+            raise
+        failure = stream.producer.source_failure
+        if failure is not None:  # checked first: a cut stream also makes the load fail or come up short
+            raise SourceFault(source.alias, failure) from failure
+        if stream.loading.failure is not None:
+            with self.connection.wrap_database_errors:
+                raise stream.loading.failure
+        if rows is None:
+            raise LoadDataLost(f"the LOAD DATA connection of {stream.step.label} disappeared from the server")
+        # Commit only while the destination's own connection lives: the run's lock and session are
+        # there, and if it died the runner retries the table on a new one.
+        self._serves(stream.loader_id)
+        stream.loader.commit()
+        return rows
+
+    def _supervise(self, stream, on_rows):
+        """Wait for the load; report progress (which raises Interrupted after a signal) and watch it.
+
+        Return the rows loaded, or None if the loading connection vanished (a KILL lands on the
+        client only when it next touches the socket, which a stalled source may put off for long).
+        """
+        reported, last_report = 0, time.monotonic()
+        last_watch = last_report
+        while stream.loading.is_alive():
+            stream.loading.join(_POLL_SECONDS)  # back in Python: signal handlers run now
+            now = time.monotonic()
+            rows = stream.producer.rows
+            if rows != reported or now - last_report >= _HEARTBEAT_SECONDS:
+                on_rows(rows)
+                reported, last_report = rows, now
+            if now - last_watch >= _WATCH_SECONDS and stream.loading.is_alive():
+                last_watch = now
+                if not self._serves(stream.loader_id):
+                    stream.abort(server_gone=True)
+                    return None
+        if stream.loading.failure is not None:
+            stream.producer.stop()  # nobody reads the rest; the source may be waiting to send it
+        stream.wait()
+        rows = stream.loading.rows
+        if rows is not None and rows != reported:
+            on_rows(rows)
+        return rows
+
+    def _serves(self, thread_id):
+        """Return whether the server still serves this connection (raises if our own connection is gone)."""
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT COMMAND FROM information_schema.PROCESSLIST WHERE ID = %s", [thread_id])
+            row = cursor.fetchone()
+        return row is not None and row[0] != "Killed"  # a killed one stays listed while it rolls back
+
+    def _kill(self, thread_id):
+        """Kill a connection of ours from this dialect's connection, if that still works."""
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"KILL CONNECTION {int(thread_id)}")
+        except DatabaseError:
+            pass  # already gone, or our own connection is: the load ends with its socket either way
 
     def _verify_references(self, cursor, step):
         """Refuse the load if a row points at a missing row (what foreign_key_checks would have said)."""
@@ -254,11 +327,14 @@ class MySQLDialect(Dialect):
         loader.autocommit(False)
         return loader
 
-    def _load(self, loader, step, fifo):
+    def _load(self, loader, step, fifo, stopped=lambda: False):
+        """Run LOAD DATA and the checks a commit needs; roll back on any error. Return the rows loaded."""
         cursor = loader.cursor()
         try:
             cursor.execute(self.load_data_sql(step, fifo))
             rows = cursor.rowcount
+            if stopped():
+                return rows  # the stream was cut short: the caller rolls back, no need to check
             if loader.warning_count():
                 cursor.execute("SHOW WARNINGS LIMIT 1")
                 level, code, message = cursor.fetchone()
@@ -302,30 +378,158 @@ class LoadDataWarning(DatabaseError):
     """LOAD DATA LOCAL accepted a row with a warning (truncated, converted, or skipped as duplicate)."""
 
 
-class _Producer(threading.Thread):
-    """Write the source's COPY output into the FIFO, turning \\f and \\v back into their characters."""
+class LoadDataLost(DatabaseError):
+    """The LOAD DATA connection vanished from the server (killed) without its client noticing yet."""
 
-    def __init__(self, raw_source, copy_out, fifo, on_rows):
-        super().__init__(name="dbcopy-copy-out", daemon=True)
-        self.raw_source, self.copy_out, self.fifo, self.on_rows = raw_source, copy_out, fifo, on_rows
-        self.failure = None
-        self.rows = 0
+
+class _Stopped(Exception):
+    """Raised into copy_expert() to end a stream the loading side no longer wants."""
+
+
+class _Stream:
+    """The two threads of one table's stream and the loading connection they share with the caller."""
+
+    def __init__(self, dialect, step, loader, producer, kill):
+        self.step, self.loader, self.producer, self.kill = step, loader, producer, kill
+        self.loader_id = loader.thread_id()  # asked now: mysqlclient refuses while LOAD DATA runs
+        # Our own handle on the loading connection's socket, valid whatever the driver does with its
+        # descriptor, to sever a connection the server has dropped (see _WATCH_SECONDS).
+        self.loader_socket = socket.socket(fileno=os.dup(loader.fileno()))
+        self.stopped = False
+        self.loading = _Loading(dialect, loader, step, producer.fifo, lambda: self.stopped)
+
+    def start(self):
+        self.producer.start()
+        self.loading.start()
+
+    def abort(self, server_gone=False):
+        """Cut the stream and wait (bounded) for both threads; kill the loading connection if need be.
+
+        The producer stops and the source's query is cancelled, so LOAD DATA reads the end of its
+        file; a load that does not end anyway (a server that stopped reading) is killed, which
+        rolls it back on the server, and its socket shut down, which wakes the client.
+        """
+        self.stopped = True
+        self.producer.stop()
+        if server_gone:
+            self.sever()
+        if not self.wait():
+            self.kill(self.loader_id)
+            self.sever()
+            self.wait()
+
+    def sever(self):
+        """Shut the loading connection's socket down: a client blocked in send() or recv() returns."""
+        with suppress(OSError):
+            self.loader_socket.shutdown(socket.SHUT_RDWR)
+
+    def wait(self, seconds=_ABORT_GRACE_SECONDS):
+        """Join both threads for up to `seconds`, unblocking either one stuck opening the FIFO."""
+        deadline = time.monotonic() + seconds
+        while self.loading.is_alive() or self.producer.is_alive():
+            if time.monotonic() >= deadline:
+                return False
+            self.producer.unblock()
+            for thread in (self.loading, self.producer):
+                thread.join(_POLL_SECONDS / 2)
+        return True
+
+    def close(self):
+        """Leave nothing behind: roll back what was not committed and close the loading connection."""
+        if not self.stopped and (self.loading.is_alive() or self.producer.is_alive()):
+            self.abort()
+        if self.loading.is_alive():
+            # Still in C after its socket was shut down: the connection stays with its thread, its
+            # transaction uncommitted; both die with the process (daemon threads).
+            return
+        with suppress(Exception):  # the connection may have died with the fault being reported
+            self.loader.rollback()  # a no-op after the commit
+        self.loader.close()
+        self.loader_socket.close()
+
+
+class _Loading(threading.Thread):
+    """Run LOAD DATA on the loading connection, off the main thread (which handles signals)."""
+
+    def __init__(self, dialect, loader, step, fifo, stopped):
+        super().__init__(name=f"dbcopy-load-data-{step.table}", daemon=True)
+        self.dialect, self.loader, self.step, self.fifo, self.stopped = dialect, loader, step, fifo, stopped
+        self.rows = self.failure = None
 
     def run(self):
         try:
-            with open(self.fifo, "wb") as sink, self.raw_source.cursor() as cursor:
-                cursor.copy_expert(self.copy_out, _Rewriter(sink, self))
-        except Exception as exc:  # re-raised by the loading thread
+            self.rows = self.dialect._load(self.loader, self.step, self.fifo, self.stopped)
+        except Exception as exc:  # noqa: BLE001 - re-raised by the main thread
             self.failure = exc
 
-    def stop(self):
-        """Unblock a producer still waiting for a reader (LOAD DATA failed before opening the FIFO)."""
-        if self.is_alive():
+
+class _Producer(threading.Thread):
+    """Write the source's COPY output into the FIFO, turning \\f and \\v back into their characters."""
+
+    def __init__(self, raw_source, copy_out, fifo):
+        super().__init__(name="dbcopy-copy-out", daemon=True)
+        self.raw_source, self.copy_out, self.fifo = raw_source, copy_out, fifo
+        self.failure = None
+        self.rows = 0
+        self.stopping = self.cancelled = self.cancel_sent = False
+        self.started_copy = self.finished = False
+
+    def run(self):
+        try:
+            # Not `with`: a failed close (no reader left) is told apart from a failed COPY.
+            sink = open(self.fifo, "wb")  # noqa: SIM115 - waits for LOAD DATA's client to open the other end
+        except OSError as exc:
+            self.failure = exc
+            return
+        try:
+            if not self.stopping:
+                with self.raw_source.cursor() as cursor:
+                    self.started_copy = True
+                    cursor.copy_expert(self.copy_out, _Rewriter(sink, self))
+                self.finished = True
+        except Exception as exc:  # noqa: BLE001 - judged by the main thread
+            self.failure = exc
+        finally:
             try:
-                os.close(os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK))
-            except OSError:
-                pass
-            self.join()
+                sink.close()
+            except OSError as exc:  # the last buffered rows found no reader: the load gave up
+                self.failure = self.failure or exc
+
+    @property
+    def source_failure(self):
+        """The source's own error, if reading it failed: not a write the FIFO refused because the
+        load gave up first (OSError), nor a stream we stopped or cancelled ourselves."""
+        if self.failure is None or self.cancelled:
+            return None
+        if any(isinstance(error, (OSError, _Stopped)) for error in error_chain(self.failure)):
+            return None
+        return self.failure
+
+    @property
+    def cut_short(self):
+        """Whether a COPY began and did not finish: the source session is then unusable."""
+        return self.started_copy and not self.finished
+
+    def stop(self):
+        """Stop at the next write; unblock() releases a producer that is not writing."""
+        self.stopping = True
+        self.unblock()
+
+    def unblock(self):
+        """Release a thread waiting for something other than the stream: a stopped COPY waiting for
+        the source server (cancelled, once), or either end of the FIFO waiting in open() for the other."""
+        if self.stopping and self.started_copy and not self.cancel_sent and self.is_alive():
+            self.cancel_sent = True
+            self.cancelled = self.failure is None  # else the source had failed by itself
+            with suppress(Exception):  # a connection already closed has nothing to cancel
+                self.raw_source.cancel()
+        # A live producer may wait for a reader; once it is gone, LOAD DATA's client may still wait
+        # for a writer, and an empty file ends it.
+        flags = os.O_RDONLY if self.is_alive() else os.O_WRONLY
+        try:
+            os.close(os.open(self.fifo, flags | os.O_NONBLOCK))
+        except OSError:
+            pass  # nobody waiting on the other end
 
 
 class _Rewriter:
@@ -333,16 +537,14 @@ class _Rewriter:
 
     def __init__(self, sink, producer):
         self.sink, self.producer = sink, producer
-        self.reported = 0
 
     def write(self, data):
+        if self.producer.stopping:
+            raise _Stopped
         data = bytes(data) if not isinstance(data, bytes) else data
         if b"\\f" in data or b"\\v" in data:
             # COPY sends whole rows per write, so an escape never straddles two writes.
             data = _COPY_ONLY_ESCAPES.sub(lambda m: _RAW_CONTROL.get(m.group(0), m.group(0)), data)
-        self.producer.rows += data.count(b"\n")
-        if self.producer.rows - self.reported >= _STREAM_REPORT_EVERY:
-            self.producer.on_rows(self.producer.rows)
-            self.reported = self.producer.rows
         self.sink.write(data)
+        self.producer.rows += data.count(b"\n")
         return len(data)
