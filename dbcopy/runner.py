@@ -511,11 +511,17 @@ def _units(steps):
 
 @contextmanager
 def destination_locks(plan):
-    """Hold each destination's lock for the block: one copy or sync writes to a database at a time."""
-    held = []
+    """Hold each destination's lock for the block: one copy or sync writes to a database at a time.
+
+    Each lock lives on a connection of its own: the runner drops and re-opens the connections it
+    writes with after a fault, and a session lock (advisory lock, GET_LOCK) would die with them.
+    """
+    held, holders = [], []
     try:
         for dest in sorted(plan.dests):
-            lock = dialect_for(dest).sync_lock()
+            holder = connections.create_connection(dest)
+            holders.append(holder)
+            lock = type(dialect_for(dest))(holder).sync_lock()
             if not lock.acquire():
                 raise DestinationLocked(
                     f"Another dbcopy copy or sync is writing to {describe(dest)}; this run changed nothing. "
@@ -529,3 +535,5 @@ def destination_locks(plan):
                 lock.release()
             except DatabaseError:
                 pass  # the lock died with its connection
+        for holder in holders:
+            holder.close()

@@ -496,3 +496,35 @@ def test_a_real_deadlock_is_transient_and_a_refused_row_is_not(alias):
     # The other vendor's dialect never claims this one's errors (a step has two sides).
     other = dialect_for("mysql_a" if alias == "pg_a" else "pg_a")
     assert not other.is_transient_error(refused.value)
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("sqlite_a", "pg_b"), h.pair("sqlite_a", "mysql_b")])
+def test_the_lock_outlives_a_killed_writer_connection(source, dest, monkeypatch):
+    """The destination lock has a connection of its own: killing (and replacing) the connection the
+    copy writes with does not let a second run in."""
+    from dbcopy.dialects import dialect_for
+
+    seed_categories(source, 300)
+    original = Runner.progress
+    probes = []
+
+    def progress(self, event, step, **data):
+        if event == "chunk" and step is not None and step.label == CATEGORY and len(probes) < 2:
+            if not probes:
+                kill_backend(dest, backend_id(dest))
+            other = connections.create_connection(dest)
+            try:
+                probe = type(dialect_for(dest))(other).sync_lock()
+                taken = probe.acquire()
+                if taken:
+                    probe.release()
+                probes.append(taken)
+            finally:
+                other.close()
+        return original(self, event, step, **data)
+
+    monkeypatch.setattr(Runner, "progress", progress)
+    result = h.dbcopy("copy", CATEGORY, source=source, dest=dest, chunk_size=50)
+    h.assert_ok(result)
+    assert probes == [False, False], "another run could take the destination's lock"
+    assert_categories_equal(source, dest)
