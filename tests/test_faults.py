@@ -73,17 +73,22 @@ def kill_backend(alias, backend):
         other.close()
 
 
-def kill_at_chunk(monkeypatch, label, alias, chunk=2):
-    """Kill the alias' connection when the step `label` reports its `chunk`-th chunk (once)."""
+def kill_at_chunk(monkeypatch, label, alias, chunk=2, backends=None):
+    """Kill server connections of the alias when the step `label` reports its `chunk`-th chunk (once).
+
+    backends: a function returning the server ids to kill; by default this thread's connection.
+    """
     original = Runner.progress
     state = {"chunks": 0, "killed": 0}
+    backends = backends or (lambda: [backend_id(alias)])
 
     def progress(self, event, step, **data):
-        if event == "chunk" and step is not None and step.label == label:
+        if event == "chunk" and step is not None and step.label == label and not state["killed"]:
             state["chunks"] += 1
-            if state["chunks"] == chunk and not state["killed"]:
-                kill_backend(alias, backend_id(alias))
-                state["killed"] += 1
+            if state["chunks"] >= chunk:
+                for backend in backends():
+                    kill_backend(alias, backend)
+                    state["killed"] += 1
         return original(self, event, step, **data)
 
     monkeypatch.setattr(Runner, "progress", progress)

@@ -82,20 +82,7 @@ def loading_connections(dest):
 
 def kill_loader_at_chunk(monkeypatch, label, dest, chunk=1):
     """Kill the LOAD DATA connection when the step `label` reports its `chunk`-th progress (once)."""
-    original = Runner.progress
-    state = {"chunks": 0, "killed": 0}
-
-    def progress(self, event, step, **data):
-        if event == "chunk" and step is not None and step.label == label and not state["killed"]:
-            state["chunks"] += 1
-            if state["chunks"] >= chunk:
-                for loader in loading_connections(dest):
-                    kill_backend(dest, loader)
-                    state["killed"] += 1
-        return original(self, event, step, **data)
-
-    monkeypatch.setattr(Runner, "progress", progress)
-    return state
+    return kill_at_chunk(monkeypatch, label, dest, chunk, backends=lambda: loading_connections(dest))
 
 
 def kill_during_load(monkeypatch, side, source, dest):
