@@ -363,6 +363,7 @@ class Snapshot:
         self.holder = self.token = None
         self.scope = None
         self.broken = ""  # why the run is not consistent after all
+        self.began = 0  # connections that began a snapshot of their own ("connection" scope)
         self.lock = threading.Lock()
 
     def open(self):
@@ -370,7 +371,10 @@ class Snapshot:
         dialect = dialect_for(runner.plan.source)
         self.scope = dialect.snapshot_scope
         if self.scope == "shared":
-            self.holder, self.token = dialect.export_snapshot()
+            try:
+                self.holder, self.token = dialect.export_snapshot()
+            except DatabaseError as exc:  # a server that exports none (a standby, a proxy): read without
+                self.scope, self.broken = None, f"the source could not export a snapshot: {first_line(exc)}"
 
     def enter(self, dialect):
         """Put this thread's source connection in the snapshot, once per server connection."""
@@ -385,7 +389,7 @@ class Snapshot:
         else:
             dialect.begin_read_snapshot()
             with self.lock:
-                self.entered = getattr(self, "entered", 0) + 1
+                self.began += 1
         connection._dbcopy_snapshot_of = connection.connection
 
     def join(self, dialect):
@@ -426,7 +430,7 @@ class Snapshot:
 
     def consistency(self):
         return describe_consistency(self.runner.plan.source, self.runner.jobs, self.scope, self.broken,
-                                    connections_used=getattr(self, "entered", 0))
+                                    connections_used=self.began)
 
 
 def describe_consistency(source, jobs, scope=None, broken="", connections_used=1):
