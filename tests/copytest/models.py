@@ -362,3 +362,18 @@ class SyncGadget(SyncItem):
     """MTI child: its cursor lives in the parent's table."""
 
     color = models.CharField(max_length=20)
+
+
+class Booking(models.Model):
+    """A foreign key to a multi-table-inheritance child: its column holds the parent link's value."""
+
+    restaurant = models.ForeignKey(Restaurant, on_delete=models.CASCADE, related_name="bookings")
+    guests = models.PositiveSmallIntegerField()
+
+
+class ContentTypeSetting(models.Model):
+    """A primary key that is itself a remapped id (Wagtail's WorkflowContentType): a FK to ContentType."""
+
+    content_type = models.OneToOneField(ContentType, on_delete=models.CASCADE, primary_key=True)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
