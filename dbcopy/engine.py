@@ -93,7 +93,7 @@ class CopyStrategy:
         # The destination holds the first `dest_rows` keys in the source's order (chunks commit in
         # order), so the last of them is the source's key at that position: one OFFSET, once.
         boundary = reader.queryset().values_list(*names)[dest_rows - 1:dest_rows].get()
-        if not reader.rows_at(step.dest, [boundary]):
+        if not reader.rows_at(step.dest, [boundary], self.runner.remaps.keys(step).to_dest):
             raise CopyError(
                 step.label, step.dest,
                 reason=f"its {dest_rows:,} rows are not the first {dest_rows:,} of the source in primary-key "
@@ -197,9 +197,13 @@ class CopyStrategy:
         manager = step.model._base_manager.db_manager(step.dest)
         translators = [runner.remaps.translator(step, f) or (lambda v: v) for f in fields]
         width = len(reader.pk_fields)
+        dest_key = runner.remaps.keys(step).to_dest  # a primary key that is a content type id differs there
         for rows in source_chunks(step.source, reader.chunks(self.chunk_size, extra_filter=any_set)):
             for batch in batches(rows, _update_batch_size(step.dest, len(fields))):
-                keys = [reader.pk_value(row) for row in batch]
+                batch = [row for row in batch if dest_key(reader.key(row)) is not None]
+                keys = [_single(dest_key(reader.key(row))) for row in batch]
+                if not keys:
+                    continue
                 updates = {}
                 for i, (field, translate) in enumerate(zip(fields, translators)):
                     whens = [When(pk=key, then=Value(translate(row[width + i]), output_field=field)) for key, row in zip(keys, batch)]
@@ -229,6 +233,11 @@ def find_rejected_row(runner, step, reader, rows, prepared, chunk_error, write, 
             on_row(row)
     # Every row went in on its own: the chunk as a whole was refused (size, lock, deadlock).
     raise CopyError(step.label, step.dest, reason=first_line(chunk_error), fix="lower --chunk-size and retry")
+
+
+def _single(key):
+    """Return a one-column key as its value (what pk= and pk__in= take), a composite key as the tuple."""
+    return key[0] if len(key) == 1 else key
 
 
 def batches(items, size):

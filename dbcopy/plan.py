@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field as dataclass_field, replace
 
 from django.apps import apps
-from django.db import router
+from django.db import DatabaseError, router
 
 from . import conf
 from .aliases import describe, is_url_alias, same_database
@@ -58,6 +58,8 @@ class CopyPlan:
     warnings: tuple = ()
     explicit_dest: str | None = None
     groups: dict = dataclass_field(default_factory=dict)  # group id -> tuple of labels
+    # Abstract bases have no table, so they are counted for the summary rather than listed as skipped.
+    abstract_count: int = 0
 
     @property
     def dests(self):
@@ -192,9 +194,7 @@ def build_plan(source, dest=None, labels=(), exclude=(), include_unmanaged=False
             skipped.append(Skipped(model_label(model), model._meta.db_table, model_dest, reason))
         else:
             dest_of[model] = model_dest
-    concrete = {m._meta.concrete_model for m in selected}
-    for label, base in abstract_models(concrete).items():
-        skipped.append(Skipped(label, "", None, "abstract model: has no table of its own"))
+    abstract_count = len(abstract_models({m._meta.concrete_model for m in selected}))
 
     copied = [m for m in dest_of if m not in remapped]
     remap_dests = _remap_destinations(copied, dest_of, remapped)
@@ -221,13 +221,58 @@ def build_plan(source, dest=None, labels=(), exclude=(), include_unmanaged=False
                 group=group_of.get(model),
             )
         )
+    steps, index_skips = _split_one_sided_indexes(steps)
+    skipped += index_skips
     _require_source_tables(source, steps)
     if count_rows:
         steps = [_with_count(step) for step in steps]
     plan_steps = tuple(steps)
     warnings = tuple(_relation_warnings(plan_steps, dest_of, remapped, source))
     groups = {i: tuple(model_label(m) for m in g) for i, g in enumerate(ordering.constraint_groups)}
-    return CopyPlan(source, plan_steps, tuple(skipped), warnings, dest, groups)
+    return CopyPlan(source, plan_steps, tuple(skipped), warnings, dest, groups, abstract_count=abstract_count)
+
+
+def _split_one_sided_indexes(steps):
+    """Set aside the steps whose table is a full-text search index that only one side holds.
+
+    Apps create such tables on some vendors only (an SQLite FTS5 table, say): there is nothing to
+    copy from or into on the other side, and the app's own command rebuilds the index from the
+    copied rows. Return the remaining steps and a Skipped per step set aside.
+    """
+    tables = {}
+
+    def tables_of(alias):
+        if alias not in tables:
+            tables[alias] = dialect_for(alias).table_names()
+        return tables[alias]
+
+    kept, skipped = [], []
+    for step in steps:
+        reason = _one_sided_index_reason(step, tables_of)
+        if reason:
+            skipped.append(Skipped(step.label, step.table, step.dest, reason))
+        else:
+            kept.append(step)
+    return kept, skipped
+
+
+def _one_sided_index_reason(step, tables_of):
+    rebuild = f"rebuild the index of {step.label} in '{step.dest}' with its app's own command after the copy"
+    if step.table in tables_of(step.source):
+        if not dialect_for(step.source).is_search_index(step.table):
+            return None
+        try:
+            if step.table in tables_of(step.dest):
+                return None
+        except DatabaseError:
+            return None  # the preflight names the unreachable destination
+        return f"a search index whose table {step.table} exists only at the source '{step.source}': {rebuild}"
+    try:
+        if step.table in tables_of(step.dest) and dialect_for(step.dest).is_search_index(step.table):
+            return f"a search index whose table {step.table} exists only at the destination: {rebuild}"
+    except DatabaseError:
+        pass  # the source lacks the table either way: _require_source_tables says so
+    return None
 
 
 def _require_source_tables(source, steps):

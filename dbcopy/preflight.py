@@ -47,7 +47,8 @@ def _column_drift(step, alias, dialect):
     actual = set(dialect.column_names(step.table))
     expected = {f.column for f in step.model._meta.local_concrete_fields}
     problems = []
-    missing = sorted(expected - actual)
+    # A model may declare a column the database provides without listing it (SQLite's rowid).
+    missing = sorted(expected - actual - _implicit_columns(dialect, step.table, expected - actual))
     extra = sorted(actual - expected)
     if missing:
         problems.append(
@@ -62,6 +63,14 @@ def _column_drift(step, alias, dialect):
     return problems
 
 
+def _implicit_columns(dialect, table, missing):
+    """Return those of the missing columns the table provides implicitly (asked only when some are missing)."""
+    if not missing:
+        return set()
+    implicit = {name.lower() for name in dialect.implicit_column_names(table)}
+    return {column for column in missing if column.lower() in implicit}  # SQLite ignores the case of names
+
+
 def occupied_tables(plan):
     """Return (step, rows) for planned tables whose destination already holds rows of its own."""
     found = []
@@ -72,6 +81,35 @@ def occupied_tables(plan):
         if rows:
             found.append((step, rows))
     return found
+
+
+# Seed rows are few: a table holding more than this at the destination was filled by something else.
+SEED_ROWS_LIMIT = 1000
+
+
+def occupied_message(occupied):
+    """Say what the destination holds and the flag that fits: seeded by migrations, or written before."""
+    listed = ", ".join(f"{s.table} in '{s.dest}' ({n} rows)" for s, n in occupied)
+    if all(looks_seeded(step, rows) for step, rows in occupied):
+        return (
+            f"The destination already holds rows whose every primary key the source has too: {listed}. "
+            f"If an interrupted dbcopy copy wrote them, pass --resume to continue it. If the destination's "
+            f"migrations seem to have created them (apps such as Wagtail seed their root page, default site, "
+            f"locale, collection and groups), pass --truncate to replace them with the source's rows (it asks "
+            f"first; --no-input in scripts)."
+        )
+    return (
+        f"The destination already holds rows: {listed}. Pass --resume to continue an interrupted "
+        f"copy, --truncate to delete them first, or --append to add to them."
+    )
+
+
+def looks_seeded(step, rows):
+    """Return whether the destination's few rows all have keys the source has (what a data migration makes)."""
+    if rows > SEED_ROWS_LIMIT:
+        return False
+    keys = list(step.model._base_manager.using(step.dest).values_list("pk", flat=True))
+    return step.model._base_manager.using(step.source).filter(pk__in=keys).count() == len(keys)
 
 
 def truncate_blockers(plan):
@@ -184,11 +222,7 @@ def preflight(plan, require_empty, truncate=False):
         if not problems and require_empty:
             occupied = occupied_tables(plan)
             if occupied:
-                listed = ", ".join(f"{s.table} in '{s.dest}' ({n} rows)" for s, n in occupied)
-                problems.append(
-                    f"The destination already holds rows: {listed}. Pass --resume to continue an interrupted "
-                    f"copy, --truncate to delete them first, or --append to add to them."
-                )
+                problems.append(occupied_message(occupied))
     except DatabaseError as exc:
         problems.append(f"Cannot inspect the databases: {exc}")
     if problems:

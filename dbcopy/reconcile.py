@@ -43,13 +43,23 @@ def count(model, alias):
     return model._base_manager.using(alias).count()
 
 
+class Reconciliations(list):
+    """The Reconciliation rows of a run, plus the number of abstract models the plan counted.
+
+    Abstract models have no table, so they get no row; reports print their count instead.
+    """
+
+    abstract_count = 0
+
+
 def reconcile(plan, result=None):
     """Return one Reconciliation per step (and per skipped model), comparing row counts."""
-    rows = [_reconcile_step(step, result and result.for_step(step)) for step in plan.steps]
+    rows = Reconciliations(_reconcile_step(step, result and result.for_step(step)) for step in plan.steps)
     rows += [
         Reconciliation(s.label, s.table, s.dest and describe_dest(s.dest), None, None, None, SKIPPED, s.reason)
         for s in plan.skipped
     ]
+    rows.abstract_count = plan.abstract_count
     return rows
 
 

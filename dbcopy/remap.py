@@ -23,21 +23,47 @@ class RemapStrategy:
         natural_key = NATURAL_KEYS[step.model._meta.label_lower]
         source_rows = natural_key(step.model._base_manager.using(step.source), runner.remaps, step, source=True)
         result.source_rows = len(source_rows)
-        existing = self.destination_keys(step, natural_key)
+        existing = self.destination_rows(step, natural_key)
         missing = [(key, values) for _, key, values in source_rows if key not in existing]
         if missing:
-            fields = [step.model._meta.get_field(name) for name in missing[0][1]]
-            connection = connections[step.dest]
-            rows = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values())] for _, values in missing]
-            with transaction.atomic(using=step.dest):
-                runner.dialect(step.dest).insert_rows(step.table, fields, rows)
-            existing = self.destination_keys(step, natural_key)
-        runner.remaps.set(step.dest, step.model, {pk: existing[key] for pk, key, _ in source_rows})
-        result.copied = len(missing)
+            self.insert(step, [values for _, values in missing])
+            existing = self.destination_rows(step, natural_key)
+        updated = self.update_matched(step, source_rows, existing)
+        runner.remaps.set(step.dest, step.model, {pk: existing[key][0] for pk, key, _ in source_rows})
+        result.copied = len(missing) + updated
+        if updated:
+            runner.on_progress(
+                "note", step, message=f"{updated:,} rows matched by natural key took the source's other values"
+            )
 
-    def destination_keys(self, step, natural_key):
+    def destination_rows(self, step, natural_key):
+        """Return {natural key: (destination id, column values)} of the destination's rows."""
         rows = natural_key(step.model._base_manager.using(step.dest), self.runner.remaps, step, source=False)
-        return {key: pk for pk, key, _ in rows}
+        return {key: (pk, values) for pk, key, values in rows}
+
+    def insert(self, step, rows):
+        """Insert the source's rows (dicts of column values) the destination lacks, under new ids."""
+        fields = [step.model._meta.get_field(name) for name in rows[0]]
+        with transaction.atomic(using=step.dest):
+            self.runner.dialect(step.dest).insert_rows(step.table, fields, self.prepared(step, fields, rows))
+
+    def update_matched(self, step, source_rows, existing):
+        """Give the destination's matched rows the source's other values (a permission renamed at the
+        source); their ids stay the destination's. Return how many rows changed."""
+        changed = [(existing[key][0], values) for _, key, values in source_rows if existing[key][1] != values]
+        if not changed:
+            return 0
+        fields = [step.model._meta.get_field(name) for name in changed[0][1]]
+        connection = connections[step.dest]
+        ids = [step.model._meta.pk.get_db_prep_save(pk, connection) for pk, _ in changed]
+        rows = [values + [pk] for values, pk in zip(self.prepared(step, fields, [v for _, v in changed]), ids)]
+        with transaction.atomic(using=step.dest):
+            self.runner.dialect(step.dest).update_rows(step.table, fields, [step.model._meta.pk], rows)
+        return len(changed)
+
+    def prepared(self, step, fields, rows):
+        connection = connections[step.dest]
+        return [[f.get_db_prep_save(row[f.name], connection) for f in fields] for row in rows]
 
     def post_steps(self, steps):
         return ()

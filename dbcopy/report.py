@@ -63,8 +63,9 @@ class Report:
         self.warnings(plan.warnings)
         total = sum(step.source_rows or 0 for step in plan.steps)
         dests = ", ".join(f"'{describe_dest(d)}'" for d in plan.dests) or "no destination"
-        self.say(f"{len(plan.steps)} steps, {total} rows at the source, into {dests}; "
-                 f"{len(plan.skipped)} models skipped, {len(plan.warnings)} warnings.")
+        left_out = [f"{len(plan.skipped)} models skipped", _abstract_note(plan.abstract_count),
+                    f"{len(plan.warnings)} warnings"]
+        self.say(f"{len(plan.steps)} steps, {total} rows at the source, into {dests}; {_listing(left_out)}.")
         if consistency is not None:
             self.say(f"Source snapshot: {consistency.describe()}")
 
@@ -115,7 +116,8 @@ class Report:
         counts = {}
         for row in rows:
             counts[row.status] = counts.get(row.status, 0) + 1
-        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        summary = _listing([f"{n} {status}" for status, n in sorted(counts.items())]
+                           + [_abstract_note(getattr(rows, "abstract_count", 0))])
         verdict = "[green]All planned tables reconcile.[/]" if is_ok(rows) else "[bold red]Tables differ.[/]"
         self.say(f"{verdict} ({summary})")
 
@@ -139,6 +141,8 @@ class Report:
             "ok": is_ok(rows) and not (result and (result.problems or result.interrupted)),
             "source": describe(source),
             "models": [row.as_dict() for row in rows],
+            # Abstract models have no table to copy or count: a number, so consumers see no entry for them.
+            "abstract_models_without_table": getattr(rows, "abstract_count", 0),
         }
         if result is not None:
             consistency = result.consistency
@@ -151,6 +155,17 @@ class Report:
             })
         Path(path).write_text(json.dumps(document, indent=2, default=str) + "\n")
         self.say(f"Report written to {path}", level=2)
+
+
+def _listing(parts):
+    return ", ".join(part for part in parts if part)
+
+
+def _abstract_note(count):
+    """Say how many abstract models were left out for having no table (nothing when there are none)."""
+    if not count:
+        return ""
+    return f"{count} abstract model{'s' if count != 1 else ''} {'have' if count != 1 else 'has'} no table"
 
 
 def _num(value):

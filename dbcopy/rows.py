@@ -100,8 +100,21 @@ class RowReader:
             yield [row[:-1] for row in rows]
             last = (rows[-1][-1], self.key(rows[-1]))
 
-    def rows_at(self, alias, keys):
-        """Return {key: row} for the rows at `alias` with these primary keys, read like the source's."""
+    def rows_at(self, alias, keys, translate=None):
+        """Return {key: row} for the rows at `alias` with these primary keys, read like the source's.
+
+        translate: a function spelling a key as `alias` holds it (KeyTranslator.to_dest / to_source),
+        None for a key with no counterpart there; the rows found come back under the keys given.
+        """
+        if translate is not None:
+            spelled = {}
+            for key in keys:
+                there = translate(key)
+                if there is not None:
+                    spelled[there] = key
+            found = self.rows_at(alias, list(spelled))
+            # A row the database matched though its key differs (a case-insensitive collation) is none of them.
+            return {spelled[there]: row for there, row in found.items() if there in spelled}
         keys = list(keys)
         qs = self.with_keys(self.model._base_manager.using(alias), keys)
         rows = self.fetch(alias, qs.values_list(*[self._expression(f) for f in self.fields]), keys=keys)
@@ -415,6 +428,10 @@ class Remaps:
         """Return {source id: destination id} for a relation column that needs translating, or None."""
         return self.maps.get((step.dest, field.remote_field.model._meta.concrete_model))
 
+    def keys(self, step, fields=None):
+        """Return the KeyTranslator for the step's primary key (or these key columns) at its destination."""
+        return KeyTranslator(step, self, pk_fields(step.model) if fields is None else fields)
+
     def translator(self, step, field):
         target = field.remote_field.model._meta.concrete_model
         mapping = self.maps.get((step.dest, target))
@@ -435,3 +452,39 @@ class Remaps:
                 ) from None
 
         return translate
+
+
+class KeyTranslator:
+    """Spell key values (primary or unique) as the source and as the step's destination hold them.
+
+    A key column that is itself a content type or permission id (a OneToOneField to ContentType as
+    the primary key: Wagtail's WorkflowContentType) holds, at the destination, the destination's id
+    for the same natural key: looked up with the source's value it would find another row, or none.
+    """
+
+    def __init__(self, step, remaps, fields):
+        self.to_dest_maps = [remaps.mapping(step, f) if f.is_relation else None for f in fields]
+        self.to_source_maps = [
+            None if mapping is None else {dest: source for source, dest in mapping.items()}
+            for mapping in self.to_dest_maps
+        ]
+        self.identity = all(mapping is None for mapping in self.to_dest_maps)
+
+    def to_dest(self, key):
+        """Return the source's key as the destination holds it, or None if it has no counterpart there."""
+        return key if self.identity else _translated(key, self.to_dest_maps)
+
+    def to_source(self, key):
+        """Return the destination's key as the source holds it, or None if the source has no counterpart."""
+        return key if self.identity else _translated(key, self.to_source_maps)
+
+
+def _translated(key, mappings):
+    values = []
+    for value, mapping in zip(key, mappings):
+        if mapping is not None and value is not None:
+            value = mapping.get(value)
+            if value is None:
+                return None
+        values.append(value)
+    return tuple(values)

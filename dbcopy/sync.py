@@ -188,6 +188,10 @@ class SyncStrategy:
     def dialect(self, alias):
         return self.runner.dialect(alias)
 
+    def keys(self, step, fields=None):
+        """Return the KeyTranslator of the step's primary key (or these columns) at its destination."""
+        return self.runner.remaps.keys(step, fields)
+
     def post_steps(self, steps):
         """Yield the passes after every table was upserted: cycle FKs, then deletes, children first,
         then the rows that waited for the deletes (a deleted row held their unique value), parents first."""
@@ -259,7 +263,7 @@ class SyncStrategy:
 
     def upsert(self, step, reader, writer, comparer, rows, result, held):
         keys = [reader.key(row) for row in rows]
-        existing = reader.rows_at(step.dest, keys)
+        existing = reader.rows_at(step.dest, keys, self.keys(step).to_dest)
         new, changed = [], []
         for row, key in zip(rows, keys):
             old = existing.get(key)
@@ -404,6 +408,8 @@ class SyncStrategy:
     def deleted_holder_error(self, step, reader, row):
         """Return a CopyError if a destination row the source no longer has holds one of the row's unique values."""
         pk = reader.pk_value(row)
+        keys = self.keys(step)
+        dest_key = keys.to_dest(reader.key(row))  # the row's own key at the destination
         dest_rows = step.model._base_manager.using(step.dest)
         pk_names = [f.attname for f in reader.pk_fields]
         for fields, _ in unique_field_sets(step.model):
@@ -413,8 +419,11 @@ class SyncStrategy:
             if None in values:
                 continue  # NULLs do not collide
             lookup = {f.attname: value for f, value in zip(fields, values)}
-            for holder in dest_rows.filter(**lookup).exclude(pk=pk).values_list(*pk_names)[:1]:
-                if reader.rows_at(step.source, [holder]):
+            holders = dest_rows.filter(**lookup)
+            if dest_key is not None:
+                holders = holders.exclude(pk=dest_key[0] if len(dest_key) == 1 else dest_key)
+            for holder in holders.values_list(*pk_names)[:1]:
+                if reader.rows_at(step.source, [holder], keys.to_source):
                     continue
                 holder_pk = holder[0] if len(holder) == 1 else holder
                 shown = ", ".join(repr(value) for value in values)
@@ -545,7 +554,7 @@ class SyncStrategy:
     def update_deferred(self, step, parts, rows):
         """Write the deferred FKs of these source rows where the destination's differ."""
         reader, writer, comparer = parts
-        existing = reader.rows_at(step.dest, [reader.key(row) for row in rows])
+        existing = reader.rows_at(step.dest, [reader.key(row) for row in rows], self.keys(step).to_dest)
         changed = [row for row in rows if not comparer.same(row, existing.get(reader.key(row)))]
         if changed:
             updates = [comparer.update_values(values) for values in writer.prepare(changed, reader.pk_value)]
@@ -561,9 +570,12 @@ class SyncStrategy:
         rows = reader.rows_at(step.dest, keys)
         alive = []
         for position, end in enumerate(ends, start=len(reader.pk_fields)):
-            wanted = {row[position] for row in rows.values()}
+            # A link to a permission holds the destination's permission id: look up the source's.
+            to_source = self.keys(step, [end]).to_source
+            wanted = {row[position]: to_source((row[position],)) for row in rows.values()}
             target = end.remote_field.model._base_manager.using(step.source)
-            alive.append(set(target.filter(pk__in=wanted).values_list("pk", flat=True)))
+            present = set(target.filter(pk__in=[key[0] for key in wanted.values() if key]).values_list("pk", flat=True))
+            alive.append({value for value, key in wanted.items() if key and key[0] in present})
         return {
             key for key, row in rows.items()
             if any(row[len(reader.pk_fields) + i] not in alive[i] for i in range(len(ends)))
@@ -585,7 +597,8 @@ class SyncStrategy:
         """Return the keys of the destination rows to delete; count those that wait for --deletes."""
         gone = []
         for keys in reader.key_chunks(step.dest, self.chunk_size):
-            present = set(reader.rows_at(step.source, keys))
+            # Destination keys, spelled as the source holds them (a content type id as primary key).
+            present = set(reader.rows_at(step.source, keys, self.keys(step).to_source))
             missing = [key for key in keys if key not in present]
             if not self.options.deletes and step.model._meta.auto_created:
                 # A link removed between two rows that both still exist is an M2M change of those
@@ -679,7 +692,7 @@ class SyncStrategy:
                 doomed = reader.with_keys(targets, batch)
                 pointing = list(rows.filter(**{f"{field.name}__in": doomed}).values_list(*names))
                 for keys in batches(pointing, self.chunk_size):
-                    present = set(referrers.rows_at(other.source, keys))
+                    present = set(referrers.rows_at(other.source, keys, self.keys(other).to_source))
                     unlinked = [key for key in keys if key not in present]
                     if unlinked:
                         referrers.with_keys(rows, unlinked).update(**{field.name: None})

@@ -418,6 +418,11 @@ def seed_core(alias, scale=1):
     m.Pizzeria.objects.using(using).create(name="Da Michele", address="3 Via", serves_pizza=True, rating=None, oven="wood")
     m.Place.objects.using(using).create(name="Another place")
     m.Pizzeria.objects.using(using).create(name="Sorbillo", serves_pizza=True, rating=Decimal("4.9"), oven="electric")
+    for restaurant in m.Restaurant.objects.using(using).order_by("pk"):  # a Pizzeria is a Restaurant too
+        m.Booking.objects.using(using).create(restaurant=restaurant, guests=2 + restaurant.pk % 5)
+    for i, model in enumerate((m.Book, m.Author, m.Tag)):  # primary keys that are content type ids
+        content_type = ContentType.objects.db_manager(using).get_for_model(model)
+        m.ContentTypeSetting.objects.using(using).create(content_type=content_type, enabled=i != 1)
 
     # Nullable self-FK tree where parents have *higher* pks than their children.
     cats = [m.Category.objects.using(using).create(name=f"Category {i}") for i in range(9)]

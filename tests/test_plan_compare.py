@@ -73,3 +73,29 @@ def test_compare_exit_status_follows_the_counts(source, dest, report_path):
     assert differ.entry("copytest.Book")["status"] == "ok"
     assert "copytest.Review" in differ.output and "copytest.Tag" in differ.output
     assert h.all_table_counts(dest) == before_dest, "compare wrote to the destination"
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("sqlite_a", "pg_b")])
+def test_abstract_models_are_counted_not_listed(source, dest, report_path):
+    abstract = {
+        base
+        for model in h.copytest_models()
+        for base in model.__mro__
+        if getattr(getattr(base, "_meta", None), "abstract", False)
+    }
+    assert abstract == {m.Stamped}, f"the test app's abstract models changed: {abstract}"
+    h.seed_core(source)
+
+    plan = h.dbcopy("plan", "copytest", source=source, dest=dest)
+    assert plan.returncode == 0, str(plan)
+    assert "copytest.Stamped" not in plan.output, f"plan lists an abstract model as a step or a skip:\n{plan}"
+    assert "1 abstract model has no table" in plan.output, f"plan's summary should count it:\n{plan}"
+
+    compare = h.dbcopy("compare", "copytest", source=source, dest=dest, report_json=report_path, verbosity=2)
+    assert "copytest.Stamped" not in compare.output, f"the reconciliation lists an abstract model:\n{compare}"
+    assert "1 abstract model has no table" in compare.output, str(compare)
+    labels = [entry["model"] for entry in compare.report["models"]]
+    assert "copytest.Stamped" not in labels, labels
+    assert compare.report["abstract_models_without_table"] == 1, compare.report
+    # Models that do have a table and are left alone are still listed, with their reason.
+    assert compare.entry("copytest.BookProxy")["status"] == "skipped", compare.entry("copytest.BookProxy")

@@ -71,6 +71,14 @@ class Dialect:
             description = self.connection.introspection.get_table_description(cursor, table)
         return [column.name for column in description]
 
+    def implicit_column_names(self, table):
+        """Return the names of columns the table answers to without listing them (none by default)."""
+        return frozenset()
+
+    def is_search_index(self, table):
+        """Return whether the table is a full-text index only this vendor builds (none by default)."""
+        return False
+
     def refused_for_size(self, exc, statement_bytes):
         """Return whether the database refused a statement of about this many bytes for its size."""
         return False
@@ -287,6 +295,17 @@ def translated_column_sql(column_sql, mapping):
         return None
     branches = " ".join(f"WHEN {int(k)} THEN {int(v)}" for k, v in sorted(mapping.items()))
     return f"CASE {column_sql} {branches} END"
+
+
+def column_type_field(field):
+    """Return the field whose type a column holds: a relation's target, followed to its end.
+
+    A FK to a multi-table-inheritance child targets the child's parent link, itself a relation
+    (a OneToOneField), whose column holds the parent's AutoField values.
+    """
+    while field.is_relation and (field.many_to_one or field.one_to_one):
+        field = field.target_field
+    return field
 
 
 def error_chain(exc):

@@ -13,7 +13,13 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from ..exceptions import SourceFault
-from .base import Dialect, ForeignKeyReferrer, error_chain, translated_column_sql
+from .base import (
+    Dialect,
+    ForeignKeyReferrer,
+    column_type_field,
+    error_chain,
+    translated_column_sql,
+)
 from .postgresql import PostgreSQLDialect
 
 _SESSION_MODES = "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_TRANS_TABLES', 'NO_AUTO_VALUE_ON_ZERO')"
@@ -173,8 +179,7 @@ class MySQLDialect(Dialect):
         """Return the PostgreSQL expression that prints the column as LOAD DATA reads it, or None."""
         if field in deferred:
             return "NULL"
-        target = field.target_field if field.is_relation else field
-        internal_type = target.get_internal_type()
+        internal_type = column_type_field(field).get_internal_type()
         column = source.quote(field.column)
         if field in translations:
             column = translated_column_sql(column, translations[field])
@@ -192,8 +197,7 @@ class MySQLDialect(Dialect):
         targets, assignments = [], []
         for index, field in enumerate(step.fields):
             column = self.quote(field.column)
-            target = field.target_field if field.is_relation else field
-            if target.get_internal_type() == "BinaryField":
+            if column_type_field(field).get_internal_type() == "BinaryField":
                 targets.append(f"@v{index}")
                 assignments.append(f"{column} = UNHEX(@v{index})")
             else:

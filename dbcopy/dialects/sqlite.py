@@ -2,6 +2,7 @@
 
 import fcntl
 import os
+import re
 from urllib.parse import unquote, urlsplit
 
 from .base import Dialect, ForeignKeyReferrer, NoLock, atomic_with_deferred_checks
@@ -14,6 +15,12 @@ FROM sqlite_master AS m JOIN pragma_foreign_key_list(m.name) AS fk
 WHERE m.type = 'table'
 ORDER BY m.name, fk.id, fk.seq
 """
+
+
+# Every rowid table answers to these names without declaring them; PRAGMA table_info lists none.
+_ROWID_ALIASES = frozenset({"rowid", "oid", "_rowid_"})
+_WITHOUT_ROWID = re.compile(r"\bWITHOUT\s+ROWID\b", re.IGNORECASE)
+_FULL_TEXT_TABLE = re.compile(r"^\s*CREATE\s+VIRTUAL\s+TABLE\b.*\bUSING\s+fts[345]\b", re.IGNORECASE | re.DOTALL)
 
 
 class SQLiteDialect(Dialect):
@@ -47,6 +54,24 @@ class SQLiteDialect(Dialect):
         # PRAGMA foreign_keys is ignored inside a transaction, but Django declares SQLite FKs
         # DEFERRABLE INITIALLY DEFERRED, so one transaction defers them until commit.
         return atomic_with_deferred_checks(self, tables)
+
+    def implicit_column_names(self, table):
+        sql = self._table_sql(table)
+        # The table options (WITHOUT ROWID, STRICT) follow the column list's closing parenthesis.
+        if sql is None or _WITHOUT_ROWID.search(sql[sql.rfind(")"):]):
+            return frozenset()
+        return _ROWID_ALIASES
+
+    def is_search_index(self, table):
+        sql = self._table_sql(table)
+        return bool(sql and _FULL_TEXT_TABLE.match(sql))
+
+    def _table_sql(self, table):
+        """Return the CREATE statement of a table (virtual ones included), or None for no table."""
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = %s", [table])
+            row = cursor.fetchone()
+        return row[0] if row else None
 
     def fast_insert_rows(self, table, fields, rows):
         # One prepared single-row statement repeated by executemany() beats multi-row VALUES, which

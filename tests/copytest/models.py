@@ -377,3 +377,15 @@ class ContentTypeSetting(models.Model):
     content_type = models.OneToOneField(ContentType, on_delete=models.CASCADE, primary_key=True)
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+
+class SearchIndexEntry(models.Model):
+    """Unmanaged, over an SQLite FTS5 table the tests create by hand (Wagtail's search index on
+    SQLite): the model declares the table's implicit rowid as its primary key."""
+
+    entry = models.IntegerField(primary_key=True, db_column="rowid")
+    body = models.TextField()
+
+    class Meta:
+        managed = False
+        db_table = "copytest_searchindexentry_fts"
