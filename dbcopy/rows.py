@@ -27,7 +27,9 @@ def pk_fields(model):
 
 
 def is_json(field):
-    return isinstance(field, models.JSONField)
+    """Return whether the column holds JSON: a JSONField, or a field stored as one without being one
+    (Wagtail's StreamField), whose Python layer must not touch the document."""
+    return isinstance(field, models.JSONField) or field.get_internal_type() == "JSONField"
 
 
 class RowReader:

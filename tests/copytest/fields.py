@@ -1,5 +1,7 @@
 """A custom field type with its own Python value and its own stored representation."""
 
+import json
+import uuid
 from decimal import Decimal
 
 from django.db import models
@@ -56,3 +58,21 @@ class MoneyField(models.CharField):
         # Already the stored representation.
         Money.parse(value)
         return value
+
+
+class BlockStreamField(models.Field):
+    """Like Wagtail's StreamField: stored as JSON (internal type "JSONField") without subclassing
+    JSONField, and reading a value gives every block stored without an "id" a fresh random one, as
+    Wagtail's StreamValue does. A copy that goes through this Python layer changes the document."""
+
+    def get_internal_type(self):
+        return "JSONField"
+
+    def from_db_value(self, value, expression, connection):
+        if value is None:
+            return None
+        blocks = json.loads(value) if isinstance(value, str) else value
+        return [dict(block, id=block.get("id") or str(uuid.uuid4())) for block in blocks]
+
+    def get_prep_value(self, value):
+        return None if value is None else json.dumps(value)

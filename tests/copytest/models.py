@@ -13,7 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F
 
-from .fields import MoneyField
+from .fields import BlockStreamField, MoneyField
 
 # --------------------------------------------------------------------------------------
 # Plain FK dependency order, FK to a CharField pk, FK with to_field, M2M (auto + explicit)
@@ -389,3 +389,11 @@ class SearchIndexEntry(models.Model):
     class Meta:
         managed = False
         db_table = "copytest_searchindexentry_fts"
+
+
+class StreamPage(models.Model):
+    """A JSON column whose field is not a JSONField subclass (Wagtail's StreamField)."""
+
+    title = models.CharField(max_length=100)
+    body = BlockStreamField(null=True)
+    updated_at = models.DateTimeField(auto_now=True)
