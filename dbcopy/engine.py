@@ -7,9 +7,8 @@ from . import conf
 from .diagnose import explain_rejection, first_line
 from .exceptions import CopyError, DbcopyError, SourceFault
 from .plan import COPY, REPLACE, relation_target
-from .results import CopyResult, Status, StepResult  # noqa: F401  (re-exported)
-from .rows import RowReader, RowWriter, pk_fields
-from .runner import Runner, required_targets  # noqa: F401  (re-exported)
+from .rows import RowReader, RowWriter, key_value, pk_fields
+from .runner import Runner
 
 # Drivers refuse some values before the server sees them (psycopg2: ValueError for NUL characters).
 WRITE_ERRORS = (DatabaseError, ValueError, TypeError)
@@ -198,10 +197,12 @@ class CopyStrategy:
         translators = [runner.remaps.translator(step, f) or (lambda v: v) for f in fields]
         width = len(reader.pk_fields)
         dest_key = runner.remaps.keys(step).to_dest  # a primary key that is a content type id differs there
+        batch_size = _update_batch_size(step.dest, len(fields))
         for rows in source_chunks(step.source, reader.chunks(self.chunk_size, extra_filter=any_set)):
-            for batch in batches(rows, _update_batch_size(step.dest, len(fields))):
-                batch = [row for row in batch if dest_key(reader.key(row)) is not None]
-                keys = [_single(dest_key(reader.key(row))) for row in batch]
+            for batch in batches(rows, batch_size):
+                at_dest = [(dest_key(reader.key(row)), row) for row in batch]
+                batch = [row for key, row in at_dest if key is not None]
+                keys = [key_value(key) for key, _ in at_dest if key is not None]
                 if not keys:
                     continue
                 updates = {}
@@ -233,11 +234,6 @@ def find_rejected_row(runner, step, reader, rows, prepared, chunk_error, write, 
             on_row(row)
     # Every row went in on its own: the chunk as a whole was refused (size, lock, deadlock).
     raise CopyError(step.label, step.dest, reason=first_line(chunk_error), fix="lower --chunk-size and retry")
-
-
-def _single(key):
-    """Return a one-column key as its value (what pk= and pk__in= take), a composite key as the tuple."""
-    return key[0] if len(key) == 1 else key
 
 
 def batches(items, size):

@@ -71,7 +71,3 @@ class RunResult:
     @property
     def retries(self):
         return sum(r.retries for r in self.results)
-
-
-# The name the rest of the code base has used for a run's result.
-CopyResult = RunResult

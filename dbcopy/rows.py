@@ -26,6 +26,11 @@ def pk_fields(model):
     return list(getattr(meta, "pk_fields", [meta.pk]))
 
 
+def key_value(key):
+    """Return a key tuple as pk= takes it: the value of a one-column key, the tuple of a composite one."""
+    return key[0] if len(key) == 1 else key
+
+
 def is_json(field):
     """Return whether the column holds JSON: a JSONField, or a field stored as one without being one
     (Wagtail's StreamField), whose Python layer must not touch the document."""
@@ -209,9 +214,8 @@ class RowReader:
                         self._raise_for(alias, key, field, _unreadable_reason(field, _stored_form(row, field), None))
 
     def _raise_for(self, alias, key, field, reason, cause=None):
-        pk = key[0] if len(key) == 1 else key
         raise SourceRowError(
-            self.model._meta.label, alias, pk, field.name, reason, self._cleanup_hint(alias)
+            self.model._meta.label, alias, key_value(key), field.name, reason, self._cleanup_hint(alias)
         ) from cause
 
     def _cleanup_hint(self, alias):
@@ -233,8 +237,7 @@ class RowReader:
         return tuple(row[i] for i in self.pk_positions)
 
     def pk_value(self, row):
-        key = self.key(row)
-        return key[0] if len(key) == 1 else key
+        return key_value(self.key(row))
 
 
 class RowWriter:

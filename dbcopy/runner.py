@@ -21,7 +21,7 @@ from .exceptions import CopyError, DbcopyError, DestinationLocked, Interrupted, 
 from .plan import COPY, REMAP, REPLACE, relation_target
 from .remap import RemapStrategy
 from .results import Consistency, RunResult, Status, StepResult
-from .rows import Remaps
+from .rows import Remaps, key_value
 
 # Seconds to wait before each retry of a step after a transient fault (the last repeats).
 BACKOFF = (0.5, 2.0, 5.0)
@@ -479,7 +479,7 @@ def describe_fault(step, exc, doing, result):
 
 
 def _key_text(key):
-    return repr(key[0]) if len(key) == 1 else repr(tuple(key))
+    return repr(key_value(tuple(key)))
 
 
 def required_targets(step):

@@ -34,7 +34,7 @@ from .dialects.base import error_chain
 from .engine import WRITE_ERRORS, batches, find_rejected_row, source_chunks
 from .exceptions import ConfigError, CopyError
 from .plan import REMAP, Skipped, relation_target
-from .rows import RowReader, RowWriter, is_json, pk_fields
+from .rows import RowReader, RowWriter, is_json, key_value, pk_fields
 from .runner import Runner
 
 _LOOKBACK = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -425,7 +425,7 @@ class SyncStrategy:
             for holder in holders.values_list(*pk_names)[:1]:
                 if reader.rows_at(step.source, [holder], keys.to_source):
                     continue
-                holder_pk = holder[0] if len(holder) == 1 else holder
+                holder_pk = key_value(holder)
                 shown = ", ".join(repr(value) for value in values)
                 return CopyError(
                     step.label, step.dest, pk, fields[0].name,
@@ -671,7 +671,7 @@ class SyncStrategy:
         except WRITE_ERRORS as exc:
             if self.runner.is_transient(step, exc):
                 raise
-            pk = gone[0][0] if len(gone[0]) == 1 else gone[0]
+            pk = key_value(gone[0])
             raise CopyError(
                 step.label, step.dest, pk, reason=f"cannot delete rows gone from the source: {first_line(exc)}",
                 fix="rows of another table still refer to them; include that table in the sync",
