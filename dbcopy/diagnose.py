@@ -5,7 +5,8 @@ import re
 import weakref
 from decimal import Decimal
 
-from .rows import is_json, pk_fields
+from .rows import pk_fields
+from .storage import column_type_field, is_json
 
 # Introspection of destination tables, per dialect (one per run and thread) and table: a refused
 # row is explained with the schema as it is now, not as an earlier run saw it.
@@ -252,8 +253,7 @@ def _model_unique_columns(model):
 
 
 def _holds_text(field):
-    target = field.target_field if field.is_relation else field
-    return target.get_internal_type() in ("CharField", "TextField", "SlugField", "EmailField", "URLField",
+    return column_type_field(field).get_internal_type() in ("CharField", "TextField", "SlugField", "EmailField", "URLField",
                                           "FilePathField", "FileField", "ImageField")
 
 

@@ -7,8 +7,9 @@ from . import conf
 from .diagnose import explain_rejection, first_line
 from .exceptions import CopyError, DbcopyError, SourceFault
 from .plan import COPY, REPLACE, relation_target
-from .rows import RowReader, RowWriter, key_value, pk_fields
+from .rows import RowReader, RowWriter, pk_fields
 from .runner import Runner
+from .storage import column_field
 
 # Drivers refuse some values before the server sees them (psycopg2: ValueError for NUL characters).
 WRITE_ERRORS = (DatabaseError, ValueError, TypeError)
@@ -88,10 +89,9 @@ class CopyStrategy:
             result.method = "resumed"
             return False
         reader = RowReader(step.model, step.source, pk_fields(step.model))
-        names = [f.attname for f in reader.pk_fields]
         # The destination holds the first `dest_rows` keys in the source's order (chunks commit in
         # order), so the last of them is the source's key at that position: one OFFSET, once.
-        boundary = reader.queryset().values_list(*names)[dest_rows - 1:dest_rows].get()
+        boundary = reader.queryset().values_list(*reader.key_columns())[dest_rows - 1:dest_rows].get()
         if not reader.rows_at(step.dest, [boundary], self.runner.remaps.keys(step).to_dest):
             raise CopyError(
                 step.label, step.dest,
@@ -201,17 +201,18 @@ class CopyStrategy:
         for rows in source_chunks(step.source, reader.chunks(self.chunk_size, extra_filter=any_set)):
             for batch in batches(rows, batch_size):
                 at_dest = [(dest_key(reader.key(row)), row) for row in batch]
-                batch = [row for key, row in at_dest if key is not None]
-                keys = [key_value(key) for key, _ in at_dest if key is not None]
-                if not keys:
+                at_dest = [(key, row) for key, row in at_dest if key is not None]
+                if not at_dest:
                     continue
                 updates = {}
                 for i, (field, translate) in enumerate(zip(fields, translators)):
-                    whens = [When(pk=key, then=Value(translate(row[width + i]), output_field=field)) for key, row in zip(keys, batch)]
-                    updates[field.attname] = Case(*whens, output_field=field)
+                    column = column_field(field)  # a custom field's stand-in prepares the stored value
+                    whens = [When(reader.key_is(key), then=Value(translate(row[width + i]), output_field=column))
+                             for key, row in at_dest]
+                    updates[field.attname] = Case(*whens, output_field=column)
                 # QuerySet.update() sends no signals and leaves auto_now columns alone.
                 with transaction.atomic(using=step.dest):
-                    manager.filter(pk__in=keys).update(**updates)
+                    reader.with_keys(manager, [key for key, _ in at_dest]).update(**updates)
             runner.checkpoint()
 
 

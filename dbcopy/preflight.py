@@ -9,6 +9,7 @@ from .exceptions import PreflightError
 from .graph import model_label
 from .identity import connection_failure
 from .plan import COPY, REMAP, relation_target
+from .rows import RowReader, pk_fields
 
 
 def check_connections(aliases):
@@ -108,8 +109,9 @@ def looks_seeded(step, rows):
     """Return whether the destination's few rows all have keys the source has (what a data migration makes)."""
     if rows > SEED_ROWS_LIMIT:
         return False
-    keys = list(step.model._base_manager.using(step.dest).values_list("pk", flat=True))
-    return step.model._base_manager.using(step.source).filter(pk__in=keys).count() == len(keys)
+    reader = RowReader(step.model, step.source, pk_fields(step.model))
+    keys = list(step.model._base_manager.using(step.dest).values_list(*reader.key_columns()))
+    return reader.with_keys(step.model._base_manager.using(step.source), keys).count() == len(keys)
 
 
 def truncate_blockers(plan):

@@ -11,6 +11,7 @@ from django.db.models.functions import Cast
 
 from .dialects import dialect_for
 from .exceptions import CopyError, SourceRowError
+from .storage import column_field, column_type_field, is_json, selected, where
 
 # What fetching raises when a stored value cannot become the field's Python value: Django's
 # converters (decimal.InvalidOperation is an ArithmeticError; the date parsers raise ValueError)
@@ -31,12 +32,6 @@ def key_value(key):
     return key[0] if len(key) == 1 else key
 
 
-def is_json(field):
-    """Return whether the column holds JSON: a JSONField, or a field stored as one without being one
-    (Wagtail's StreamField), whose Python layer must not touch the document."""
-    return isinstance(field, models.JSONField) or field.get_internal_type() == "JSONField"
-
-
 class RowReader:
     """Read a step's columns from the source, ordered and paged by primary key (never OFFSET)."""
 
@@ -45,15 +40,13 @@ class RowReader:
         self.pk_fields = pk_fields(model)
         self.pk_positions = [self.fields.index(f) for f in self.pk_fields]
         self.dates = [
-            (i, f) for i, f in enumerate(self.fields) if isinstance(f, (models.DateField, models.TimeField))
+            (i, f) for i, f in enumerate(self.fields)
+            if isinstance(column_field(f), (models.DateField, models.TimeField))
         ]
 
-    def _expression(self, field):
-        # JSON is read as its stored text: decoding and re-encoding would turn JSON null into SQL
-        # NULL and let a custom encoder/decoder pair rewrite the document.
-        if is_json(field):
-            return Cast(field.attname, output_field=models.TextField())
-        return field.attname
+    def key_columns(self):
+        """Return what values_list() selects for the primary key, as stored."""
+        return [selected(f) for f in self.pk_fields]
 
     def queryset(self):
         # _base_manager: a default manager that filters rows (soft delete, tenants) must not hide them.
@@ -65,14 +58,14 @@ class RowReader:
             return qs
         if len(self.pk_fields) > 1:
             return qs.filter(pk__gt=last_key)
-        return qs.filter(pk__gt=last_key[0])
+        return qs.filter(where(self.pk_fields[0], "gt", last_key[0]))
 
     def chunks(self, size, extra_filter=None, start_after=None):
         """Yield lists of value tuples, `size` rows at most, in primary-key order (after start_after, a key)."""
         base = self.queryset()
         if extra_filter is not None:
             base = base.filter(extra_filter)
-        base = base.values_list(*[self._expression(f) for f in self.fields])
+        base = base.values_list(*[selected(f) for f in self.fields])
         last_key = start_after
         while True:
             rows = self.fetch(self.source, self.after(base, last_key), size)
@@ -93,14 +86,14 @@ class RowReader:
         else:
             qs = qs.filter(**{f"{cursor}__isnull": False})
         pk_names = [f.attname for f in self.pk_fields]
-        qs = qs.order_by(cursor, *pk_names).values_list(*[self._expression(f) for f in self.fields], cursor)
+        qs = qs.order_by(cursor, *pk_names).values_list(*[selected(f) for f in self.fields], cursor)
         last = None
         while True:
             page = qs
             if last is not None:
                 stamp, key = last
-                key_filter = {"pk__gt": key if len(key) > 1 else key[0]}
-                page = qs.filter(models.Q(**{f"{cursor}__gt": stamp}) | models.Q(**{cursor: stamp}, **key_filter))
+                after_key = models.Q(pk__gt=key) if len(key) > 1 else where(self.pk_fields[0], "gt", key[0])
+                page = qs.filter(models.Q(**{f"{cursor}__gt": stamp}) | (models.Q(**{cursor: stamp}) & after_key))
             rows = self.fetch(self.source, page, size)
             if not rows:
                 return
@@ -124,14 +117,14 @@ class RowReader:
             return {spelled[there]: row for there, row in found.items() if there in spelled}
         keys = list(keys)
         qs = self.with_keys(self.model._base_manager.using(alias), keys)
-        rows = self.fetch(alias, qs.values_list(*[self._expression(f) for f in self.fields]), keys=keys)
+        rows = self.fetch(alias, qs.values_list(*[selected(f) for f in self.fields]), keys=keys)
         return {self.key(row): row for row in rows}
 
     def with_keys(self, qs, keys):
         """Return the queryset narrowed to rows with these primary keys (tuples)."""
         if len(self.pk_fields) > 1:
             return qs.filter(pk__in=list(keys))
-        return qs.filter(pk__in=[key[0] for key in keys])
+        return qs.filter(where(self.pk_fields[0], "in", [key[0] for key in keys]))
 
     # --- values the source holds but cannot hand over --------------------------------------------
 
@@ -160,7 +153,7 @@ class RowReader:
 
     def _keys_of(self, alias, qs, size, exc):
         """Return the primary keys of the rows a failed read selected, in its order."""
-        keys = qs.values_list(*[f.attname for f in self.pk_fields])
+        keys = qs.values_list(*self.key_columns())
         try:
             return list(keys if size is None else keys[:size])
         except READ_ERRORS as key_exc:
@@ -176,7 +169,7 @@ class RowReader:
     def _raise_unreadable_row(self, alias, keys):
         """Read the rows one by one, then the failing row field by field; raise SourceRowError."""
         manager = self.model._base_manager.using(alias)
-        expressions = [self._expression(f) for f in self.fields]
+        expressions = [selected(f) for f in self.fields]
         for key in keys:
             row = self.with_keys(manager, [key])
             try:
@@ -186,7 +179,7 @@ class RowReader:
                     raise
                 for field in self.fields:
                     try:
-                        list(row.values_list(self._expression(field)))
+                        list(row.values_list(selected(field)))
                     except READ_ERRORS as field_exc:
                         if not self._is_unreadable_value(alias, field_exc):
                             raise
@@ -207,7 +200,7 @@ class RowReader:
             for start in range(0, len(keys), _KEYS_PER_LOOKUP):
                 batch = keys[start:start + _KEYS_PER_LOOKUP]
                 stored = self.with_keys(manager, batch).filter(**{f"{field.attname}__isnull": False})
-                found = set(stored.values_list(*[f.attname for f in self.pk_fields]))
+                found = set(stored.values_list(*self.key_columns()))
                 for key in batch:
                     if key in found:
                         row = self.with_keys(manager, [key])
@@ -224,7 +217,7 @@ class RowReader:
     def key_chunks(self, alias, size):
         """Yield the primary keys at `alias` in keyset chunks (for finding rows deleted at the source)."""
         names = [f.attname for f in self.pk_fields]
-        qs = self.model._base_manager.using(alias).order_by(*names).values_list(*names)
+        qs = self.model._base_manager.using(alias).order_by(*names).values_list(*self.key_columns())
         last = None
         while True:
             keys = list(self.after(qs, last)[:size])
@@ -232,6 +225,12 @@ class RowReader:
                 return
             yield keys
             last = keys[-1]
+
+    def key_is(self, key):
+        """Return a Q matching the row with this primary key (a tuple)."""
+        if len(self.pk_fields) > 1:
+            return models.Q(pk=key)
+        return where(self.pk_fields[0], "exact", key[0])
 
     def key(self, row):
         return tuple(row[i] for i in self.pk_positions)
@@ -263,7 +262,8 @@ class RowWriter:
             # Stored JSON text, as it was read; the compiler would encode a str as a JSON string.
             return _json_text_expression if self.for_compiler else _same
         translate = remaps.translator(self.step, field) if field.is_relation else None
-        prepare = _same if self.for_compiler else db_preparer(field, self.connection)
+        # The compiler prepares with the fields bulk_create_rows() gives it: stand-ins for custom ones.
+        prepare = _same if self.for_compiler else db_preparer(column_field(field), self.connection)
         if translate is None:
             return prepare
         return lambda value: prepare(translate(value))
@@ -371,7 +371,7 @@ _PASS_THROUGH = {
 def db_preparer(field, connection):
     """Return a function preparing values of the field for the connection, as get_db_prep_save() does."""
     prepare = field.get_db_prep_save
-    target = field.target_field if field.is_relation and (field.many_to_one or field.one_to_one) else field
+    target = column_type_field(field)
     passes = _PASS_THROUGH.get(type(target))
     if passes is not None:
         return lambda value: value if value is None or type(value) is passes else prepare(value, connection)

@@ -19,7 +19,8 @@ import secrets
 import string
 import uuid
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field as dataclass_field, replace
+from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from datetime import timedelta
 
 from django.apps import apps
@@ -34,8 +35,9 @@ from .dialects.base import error_chain
 from .engine import WRITE_ERRORS, batches, find_rejected_row, source_chunks
 from .exceptions import ConfigError, CopyError
 from .plan import REMAP, Skipped, relation_target
-from .rows import RowReader, RowWriter, is_json, key_value, pk_fields
+from .rows import RowReader, RowWriter, key_value, pk_fields
 from .runner import Runner
+from .storage import column_field, is_json, selected, where
 
 _LOOKBACK = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -411,18 +413,18 @@ class SyncStrategy:
         keys = self.keys(step)
         dest_key = keys.to_dest(reader.key(row))  # the row's own key at the destination
         dest_rows = step.model._base_manager.using(step.dest)
-        pk_names = [f.attname for f in reader.pk_fields]
         for fields, _ in unique_field_sets(step.model):
             if not all(f in step.fields and not is_json(f) for f in fields):
                 continue
             values = [self.stored_value(step, f, row[step.fields.index(f)]) for f in fields]
             if None in values:
                 continue  # NULLs do not collide
-            lookup = {f.attname: value for f, value in zip(fields, values)}
-            holders = dest_rows.filter(**lookup)
+            holders = dest_rows
+            for f, value in zip(fields, values):
+                holders = holders.filter(where(f, "exact", value))
             if dest_key is not None:
-                holders = holders.exclude(pk=dest_key[0] if len(dest_key) == 1 else dest_key)
-            for holder in holders.values_list(*pk_names)[:1]:
+                holders = holders.exclude(reader.key_is(dest_key))
+            for holder in holders.values_list(*reader.key_columns())[:1]:
                 if reader.rows_at(step.source, [holder], keys.to_source):
                     continue
                 holder_pk = key_value(holder)
@@ -472,7 +474,8 @@ class SyncStrategy:
             values = self.placeholders(step, field, len(prepared), nulls_distinct)
             if values is not None:
                 fields.append(field)
-                columns.append([field.get_db_prep_save(value, dialect.connection) for value in values])
+                prepare = column_field(field).get_db_prep_save
+                columns.append([prepare(value, dialect.connection) for value in values])
         if not fields:
             return
         rows = [
@@ -498,9 +501,9 @@ class SyncStrategy:
         """Return `count` values of the field no row holds (None where the column can't have them)."""
         if field.null and nulls_distinct:
             return [None] * count  # NULLs never collide
-        if isinstance(field, models.UUIDField):
+        if isinstance(column_field(field), models.UUIDField):
             return [uuid.uuid4() for _ in range(count)]
-        if isinstance(field, models.IntegerField):
+        if isinstance(column_field(field), models.IntegerField):
             return self.integer_placeholders(step, field, count)
         return self.text_placeholders(step, field, count)
 
@@ -511,7 +514,7 @@ class SyncStrategy:
             low_limit, high_limit = connection.ops.integer_field_range(field.get_internal_type())
         except KeyError:
             return None
-        bounds = step.model._base_manager.using(step.dest).aggregate(low=Min(field.attname), high=Max(field.attname))
+        bounds = step.model._base_manager.using(step.dest).aggregate(low=Min(selected(field)), high=Max(selected(field)))
         high = 0 if bounds["high"] is None else bounds["high"]
         low = 0 if bounds["low"] is None else bounds["low"]
         if high_limit is None or high + count <= high_limit:
@@ -529,7 +532,7 @@ class SyncStrategy:
             if len(values) < count:
                 continue  # a short column: draw again
             if not any(
-                rows.filter(**{f"{field.attname}__in": batch}).exists() for batch in batches(values, 500)
+                rows.filter(where(field, "in", batch)).exists() for batch in batches(values, 500)
             ):
                 return values
         return None
@@ -573,8 +576,8 @@ class SyncStrategy:
             # A link to a permission holds the destination's permission id: look up the source's.
             to_source = self.keys(step, [end]).to_source
             wanted = {row[position]: to_source((row[position],)) for row in rows.values()}
-            target = end.remote_field.model._base_manager.using(step.source)
-            present = set(target.filter(pk__in=[key[0] for key in wanted.values() if key]).values_list("pk", flat=True))
+            target = RowReader(end.remote_field.model, step.source, pk_fields(end.remote_field.model))
+            present = {key[0] for key in target.rows_at(step.source, [key for key in wanted.values() if key])}
             alive.append({value for value, key in wanted.items() if key and key[0] in present})
         return {
             key for key, row in rows.items()
@@ -662,7 +665,8 @@ class SyncStrategy:
         """
         dialect = self.dialect(step.dest)
         connection = dialect.connection
-        prepared = [tuple(f.get_db_prep_save(v, connection) for f, v in zip(reader.pk_fields, key)) for key in gone]
+        preparers = [column_field(f).get_db_prep_save for f in reader.pk_fields]
+        prepared = [tuple(prepare(v, connection) for prepare, v in zip(preparers, key)) for key in gone]
         try:
             with transaction.atomic(using=step.dest):
                 self.unlink_gone_rows(step, reader, gone)
@@ -687,10 +691,9 @@ class SyncStrategy:
         for other, field in self.cycle_referrers(step):
             referrers = RowReader(other.model, other.source, pk_fields(other.model))
             rows = other.model._base_manager.using(step.dest)
-            names = [f.attname for f in referrers.pk_fields]
             for batch in batches(gone, self.chunk_size):
                 doomed = reader.with_keys(targets, batch)
-                pointing = list(rows.filter(**{f"{field.name}__in": doomed}).values_list(*names))
+                pointing = list(rows.filter(**{f"{field.name}__in": doomed}).values_list(*referrers.key_columns()))
                 for keys in batches(pointing, self.chunk_size):
                     present = set(referrers.rows_at(other.source, keys, self.keys(other).to_source))
                     unlinked = [key for key in keys if key not in present]
@@ -724,9 +727,8 @@ def _can_hold_placeholder(field, nulls_distinct):
         return True
     if field.is_relation:
         return False  # a placeholder id would have to be a row of the target table
-    if not type(field).__module__.startswith("django.db.models"):
-        return False  # a custom field may not take a plain str or int as its value
-    return isinstance(field, (models.UUIDField, models.IntegerField)) or field.get_internal_type() in _TEXT_TYPES
+    column = column_field(field)  # a custom field's stand-in writes the placeholder as stored
+    return isinstance(column, (models.UUIDField, models.IntegerField)) or column.get_internal_type() in _TEXT_TYPES
 
 
 def _refused_by_a_key(dialect, exc):
@@ -778,7 +780,7 @@ def _stored_form(field):
     """Return a function giving the value in a form both vendors agree on."""
     if is_json(field):  # key order and spacing differ between vendors' JSON text
         return lambda value: None if value is None else ("json", json.loads(value))
-    if isinstance(field, models.BinaryField):
+    if isinstance(column_field(field), models.BinaryField):
         return lambda value: None if value is None else bytes(value)
     return _same
 

@@ -127,6 +127,12 @@ def data_fields(model):
     return [f for f in model._meta.local_concrete_fields if getattr(f, "column", None)]
 
 
+def _is_custom(field):
+    while field.is_relation and (field.many_to_one or field.one_to_one):
+        field = field.target_field
+    return not type(field).__module__.startswith("django.")
+
+
 def pk_attnames(model):
     pk = model._meta.pk
     if getattr(pk, "field_names", None):  # CompositePrimaryKey
@@ -174,7 +180,12 @@ def table_rows(model, alias, ct_maps=None):
     # A JSON column whose field is not a JSONField (Wagtail's StreamField) is compared as stored:
     # its Python layer may change the document on every read.
     stored_json = {f.attname for f in fields if f.get_internal_type() == "JSONField" and not isinstance(f, JSONField)}
-    columns = [Cast(name, output_field=TextField()) if name in stored_json else name for name in attnames]
+    # So are the columns of other custom fields (and FKs to them): a copy through their Python layer
+    # may store another value that reads back the same (a new ciphertext for the same text).
+    stored_text = {f.attname for f in fields if _is_custom(f)} - stored_json
+    columns = [
+        Cast(name, output_field=TextField()) if name in stored_json | stored_text else name for name in attnames
+    ]
     qs = model._base_manager.using(alias).values_list(*columns)
     rows = []
     for values in qs:
@@ -426,6 +437,7 @@ def seed_core(alias, scale=1):
     m.Place.objects.using(using).create(name="Another place")
     m.Pizzeria.objects.using(using).create(name="Sorbillo", serves_pizza=True, rating=Decimal("4.9"), oven="electric")
     seed_stream_pages(using)
+    seed_tickets(using)
     for restaurant in m.Restaurant.objects.using(using).order_by("pk"):  # a Pizzeria is a Restaurant too
         m.Booking.objects.using(using).create(restaurant=restaurant, guests=2 + restaurant.pk % 5)
     for i, model in enumerate((m.Book, m.Author, m.Tag)):  # primary keys that are content type ids
@@ -522,6 +534,22 @@ def seed_stream_pages(using):
     """Pages whose body blocks are stored without ids, as Wagtail's StreamField keeps old content."""
     for i, body in enumerate(STREAM_BODIES):
         m.StreamPage.objects.using(using).create(title=f"page {i}", body=body)
+
+
+def seed_tickets(using, count=6):
+    """Tickets (a wrapping primary key, a sealed text) following each other, with sealed notes.
+
+    The wrapping key refuses the WrappedId it reads: rows are made with plain ints, as the app does.
+    """
+    ids = [100 + 7 * i for i in range(count)]
+    for i, pk in enumerate(ids):
+        secret = None if i == 1 else f"secret {i} ✓" + " with a longer tail" * (i % 3)
+        m.Ticket.objects.using(using).create(id=pk, title=f"Ticket {i}", secret=secret)
+        for n in range(i % 3):
+            m.TicketNote.objects.using(using).create(ticket_id=pk, text=f"note {n} on ticket {i}")
+    for later, earlier in zip(ids[1:], ids):  # each follows the one before: a self-reference chain
+        m.Ticket.objects.using(using).filter(id=later).update(follows_id=earlier)
+    return ids
 
 
 def seed_sync_models(using):

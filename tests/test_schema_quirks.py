@@ -11,7 +11,7 @@
 import pytest
 
 from dbcopy.dialects import dialect_for
-from dbcopy.dialects.base import column_type_field
+from dbcopy.storage import column_type_field
 from tests import helpers as h
 from tests.copytest import models as m
 

@@ -7,6 +7,7 @@ from django.core.management.color import no_style
 from django.db import transaction
 
 from .. import conf
+from ..storage import column_field
 
 
 class Dialect:
@@ -129,12 +130,14 @@ class Dialect:
         This is the path `save_base(raw=True)` takes: the insert compiler prepares every value with
         get_db_prep_save() and never calls pre_save(), so auto_now values are kept.
         """
+        # A custom field's stand-in prepares its values: they are as the source stores them.
+        fields = [column_field(field) for field in fields]
         attnames = [field.attname for field in fields]
         objs = [_RawRow(zip(attnames, row)) for row in rows]
         manager = model._base_manager.db_manager(self.alias)
-        size = max(1, self.ops.bulk_batch_size(list(fields), objs) or len(objs))
+        size = max(1, self.ops.bulk_batch_size(fields, objs) or len(objs))
         for start in range(0, len(objs), size):
-            manager._insert(objs[start:start + size], fields=list(fields), using=self.alias, raw=True)
+            manager._insert(objs[start:start + size], fields=fields, using=self.alias, raw=True)
 
     def write_rows(self, step, rows, writer):
         """Write a chunk with the chosen writer: 'bulk_create' (Python values) or 'fast' (prepared values)."""
@@ -295,17 +298,6 @@ def translated_column_sql(column_sql, mapping):
         return None
     branches = " ".join(f"WHEN {int(k)} THEN {int(v)}" for k, v in sorted(mapping.items()))
     return f"CASE {column_sql} {branches} END"
-
-
-def column_type_field(field):
-    """Return the field whose type a column holds: a relation's target, followed to its end.
-
-    A FK to a multi-table-inheritance child targets the child's parent link, itself a relation
-    (a OneToOneField), whose column holds the parent's AutoField values.
-    """
-    while field.is_relation and (field.many_to_one or field.one_to_one):
-        field = field.target_field
-    return field
 
 
 def error_chain(exc):

@@ -13,13 +13,8 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from ..exceptions import SourceFault
-from .base import (
-    Dialect,
-    ForeignKeyReferrer,
-    column_type_field,
-    error_chain,
-    translated_column_sql,
-)
+from ..storage import column_type_field
+from .base import Dialect, ForeignKeyReferrer, error_chain, translated_column_sql
 from .postgresql import PostgreSQLDialect
 
 _SESSION_MODES = "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_TRANS_TABLES', 'NO_AUTO_VALUE_ON_ZERO')"

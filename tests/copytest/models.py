@@ -1,7 +1,7 @@
 """Models for every trap a cross-database copy can fall into.
 
-Tables are created by syncdb (``MIGRATION_MODULES = {"copytest": None}``), so models may
-depend on the Django version.
+Tables are created by copytest's migrations; the models that depend on the Django version are
+conditional there too.
 """
 
 import uuid
@@ -13,7 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F
 
-from .fields import BlockStreamField, MoneyField
+from .fields import BlockStreamField, MoneyField, SealedTextField, WrappedAutoField
 
 # --------------------------------------------------------------------------------------
 # Plain FK dependency order, FK to a CharField pk, FK with to_field, M2M (auto + explicit)
@@ -397,3 +397,22 @@ class StreamPage(models.Model):
     title = models.CharField(max_length=100)
     body = BlockStreamField(null=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+
+class Ticket(models.Model):
+    """Custom fields whose Python layer cannot take its own values back: a primary key read as a
+    wrapper its field refuses, and an encrypted-style text that gets a new ciphertext on every save."""
+
+    id = WrappedAutoField(primary_key=True)
+    title = models.CharField(max_length=100)
+    secret = SealedTextField(null=True)
+    # A self-reference: set after the rows exist, looked up by the wrapped key.
+    follows = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class TicketNote(models.Model):
+    """A FK column whose target's field wraps what it reads."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="notes")
+    text = SealedTextField()

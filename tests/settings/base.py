@@ -116,3 +116,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 DATABASES = {"default": sqlite_db("default")}
 DATABASE_ROUTERS = []
+# The key of copytest's SealedTextField (an encrypted-style field): a copy must never need it.
+COPYTEST_SEAL_KEY = "copytest-seal-key"
