@@ -3,22 +3,38 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+APPS_VENV  ?= .venv-apps
+APPS_PY    := $(abspath $(APPS_VENV))/bin/python
+APPS_STAMP := $(APPS_VENV)/.installed-stamp
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-apps bench clean
 
 install: $(STAMP)
 
 # mysqlclient compiles against the MariaDB/MySQL client headers; fetch them only when pkg-config lacks them.
-$(STAMP): pyproject.toml
+define CLIENT_HEADERS
 	@if ! pkg-config --exists mysqlclient 2>/dev/null && ! pkg-config --exists mariadb 2>/dev/null; then \
 	    echo "Installing the MariaDB client headers that mysqlclient builds against"; \
 	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    $$SUDO apt-get update -q && $$SUDO apt-get install -y -q libmariadb-dev pkg-config build-essential; \
 	fi
+endef
+
+$(STAMP): pyproject.toml
+	$(CLIENT_HEADERS)
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[postgres,mysql,demo,test]'
 	@touch $(STAMP)
+
+# Real third-party apps (Wagtail, django-hashid-field) live in a venv of their own, so `make test`
+# never depends on them: their Django pin may differ from ours.
+$(APPS_STAMP): pyproject.toml tests/apps/requirements.txt
+	$(CLIENT_HEADERS)
+	@[ -x $(APPS_PY) ] || $(PYTHON) -m venv $(APPS_VENV)
+	$(APPS_PY) -m pip install -q --upgrade pip
+	$(APPS_PY) -m pip install -q -e '.[postgres,mysql,test]' -r tests/apps/requirements.txt
+	@touch $(APPS_STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/run_demo.py
@@ -26,9 +42,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# Not part of `make test` (about a minute once installed): a Wagtail site with its tutorial's blog,
+# copied SQLite → PostgreSQL → MariaDB → SQLite, pages compared byte for byte.
+test-apps: $(APPS_STAMP)
+	cd tests/apps && $(APPS_PY) -m pytest
+
 # Not part of `make test`: timings on a shared machine are for ratios, never for assertions.
 bench: $(STAMP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) examples/var .pytest_cache
+	rm -rf $(VENV) $(APPS_VENV) examples/var .pytest_cache

@@ -13,6 +13,15 @@ DEFAULTS = {
     # Seconds a driver may take to connect (PostgreSQL, MySQL) before dbcopy reports the server
     # unreachable; a connect_timeout in an alias' OPTIONS takes precedence, --connect-timeout over both.
     "CONNECT_TIMEOUT": 10,
+    # Search indexes whose tables an app shapes per database vendor (other columns, other types):
+    # copied between two databases of one vendor, skipped across vendors, with the command that
+    # rebuilds them from the copied rows.
+    "SEARCH_INDEX_MODELS": {
+        "wagtailsearch.IndexEntry": "python manage.py update_index",
+        "wagtailsearch.SQLiteFTSIndexEntry": "python manage.py update_index",
+        "modelsearch.IndexEntry": "python manage.py rebuild_modelsearch_index",
+        "modelsearch.SQLiteFTSIndexEntry": "python manage.py rebuild_modelsearch_index",
+    },
 }
 
 

@@ -221,7 +221,7 @@ def build_plan(source, dest=None, labels=(), exclude=(), include_unmanaged=False
                 group=group_of.get(model),
             )
         )
-    steps, index_skips = _split_one_sided_indexes(steps)
+    steps, index_skips = _split_search_indexes(steps)
     skipped += index_skips
     _require_source_tables(source, steps)
     if count_rows:
@@ -232,11 +232,12 @@ def build_plan(source, dest=None, labels=(), exclude=(), include_unmanaged=False
     return CopyPlan(source, plan_steps, tuple(skipped), warnings, dest, groups, abstract_count=abstract_count)
 
 
-def _split_one_sided_indexes(steps):
-    """Set aside the steps whose table is a full-text search index that only one side holds.
+def _split_search_indexes(steps):
+    """Set aside the steps whose table is a search index the two databases cannot share.
 
-    Apps create such tables on some vendors only (an SQLite FTS5 table, say): there is nothing to
-    copy from or into on the other side, and the app's own command rebuilds the index from the
+    Apps build full-text indexes per vendor: a table on some vendors only (an SQLite FTS5 table),
+    or one whose columns differ by vendor (Wagtail's index entries: text on SQLite, tsvector on
+    PostgreSQL). There is nothing to copy, and the app's own command rebuilds the index from the
     copied rows. Return the remaining steps and a Skipped per step set aside.
     """
     tables = {}
@@ -248,7 +249,7 @@ def _split_one_sided_indexes(steps):
 
     kept, skipped = [], []
     for step in steps:
-        reason = _one_sided_index_reason(step, tables_of)
+        reason = _vendor_index_reason(step) or _one_sided_index_reason(step, tables_of)
         if reason:
             skipped.append(Skipped(step.label, step.table, step.dest, reason))
         else:
@@ -256,8 +257,23 @@ def _split_one_sided_indexes(steps):
     return kept, skipped
 
 
+def _rebuild_hint(step):
+    command = conf.get("SEARCH_INDEX_MODELS").get(step.label)
+    if command:
+        return f"rebuild it in '{step.dest}' with `{command}` after the copy"
+    return f"rebuild the index of {step.label} in '{step.dest}' with its app's own command after the copy"
+
+
+def _vendor_index_reason(step):
+    if step.label not in conf.get("SEARCH_INDEX_MODELS"):
+        return None
+    source, dest = dialect_for(step.source).connection.vendor, dialect_for(step.dest).connection.vendor
+    if source == dest:
+        return None
+    return f"a search index its app shapes per database vendor ({source} → {dest}): {_rebuild_hint(step)}"
+
+
 def _one_sided_index_reason(step, tables_of):
-    rebuild = f"rebuild the index of {step.label} in '{step.dest}' with its app's own command after the copy"
     if step.table in tables_of(step.source):
         if not dialect_for(step.source).is_search_index(step.table):
             return None
@@ -266,10 +282,10 @@ def _one_sided_index_reason(step, tables_of):
                 return None
         except DatabaseError:
             return None  # the preflight names the unreachable destination
-        return f"a search index whose table {step.table} exists only at the source '{step.source}': {rebuild}"
+        return f"a search index whose table {step.table} exists only at the source '{step.source}': {_rebuild_hint(step)}"
     try:
         if step.table in tables_of(step.dest) and dialect_for(step.dest).is_search_index(step.table):
-            return f"a search index whose table {step.table} exists only at the destination: {rebuild}"
+            return f"a search index whose table {step.table} exists only at the destination: {_rebuild_hint(step)}"
     except DatabaseError:
         pass  # the source lacks the table either way: _require_source_tables says so
     return None

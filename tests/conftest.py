@@ -19,6 +19,8 @@ import pytest
 from django.conf import settings
 
 CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+# Real third-party apps run apart, with their own settings and venv: `make test-apps`.
+collect_ignore = ["apps"]
 
 _ENV_HINT = {
     "postgresql": "DBCOPY_TEST_PG_HOST / DBCOPY_TEST_PG_PORT / DBCOPY_TEST_PG_USER / DBCOPY_TEST_PG_PASSWORD",

@@ -9,6 +9,7 @@
 """
 
 import pytest
+from django.test import override_settings
 
 from dbcopy.dialects import dialect_for
 from dbcopy.storage import column_type_field
@@ -188,3 +189,31 @@ def test_a_fk_to_an_mti_child_streams_from_postgresql_to_mariadb(source, dest, r
     assert result.entry("copytest.Booking")["method"] == "stream", result.entry("copytest.Booking")
     h.assert_tables_equal(source, dest, models)
     assert m.Booking.objects.using(dest).count() == 6
+
+
+# --- a search index shaped per vendor (Wagtail's index entries: text on SQLite, tsvector on PostgreSQL)
+
+
+@pytest.mark.parametrize("source,dest,same_vendor", [
+    pytest.param("sqlite_a", "pg_b", False, id="sqlite_a-pg_b", marks=h.db_mark("sqlite_a", "pg_b")),
+    pytest.param("pg_a", "pg_b", True, id="pg_a-pg_b", marks=h.db_mark("pg_a", "pg_b")),
+])
+def test_a_search_index_shaped_per_vendor_is_skipped_across_vendors_only(source, dest, same_vendor, report_path):
+    h.seed_stream_pages(source)
+    m.FreeText.objects.using(source).create(title="copied", body="either way")
+    # StreamPage stands in for an index model here (Wagtail's IndexEntry is in the default list).
+    indexes = {"copytest.StreamPage": "python manage.py rebuild_pages"}
+    with override_settings(DBCOPY_SEARCH_INDEX_MODELS=indexes):
+        result = h.dbcopy("copy", "copytest.StreamPage", "copytest.FreeText", source=source, dest=dest,
+                          report_json=report_path)
+    h.assert_ok(result)
+    h.assert_tables_equal(source, dest, [m.FreeText])
+    entry = result.entry("copytest.StreamPage")
+    if same_vendor:
+        assert entry["status"] == "ok", entry
+        h.assert_tables_equal(source, dest, [m.StreamPage])
+    else:
+        assert entry["status"] == "skipped", entry
+        reason = " ".join(str(v) for v in entry.values())
+        assert "per database vendor" in reason and "`python manage.py rebuild_pages`" in reason, entry
+        assert not m.StreamPage.objects.using(dest).exists()
