@@ -7,7 +7,8 @@ the copy and sync strategies translate every column that refers to them.
 
 from django.db import connections, transaction
 
-from .plan import relation_target
+from .plan import REMAP, relation_target
+from .rows import Remaps
 
 
 class RemapStrategy:
@@ -67,6 +68,23 @@ class RemapStrategy:
 
     def post_steps(self, steps):
         return ()
+
+
+def read_remaps(plan):
+    """Return the Remaps a copy would use, from the rows both sides hold now, writing nothing.
+
+    A source row whose natural key the destination lacks has no entry: its id reads as unmapped.
+    """
+    remaps = Remaps()
+    for step in plan.steps:
+        if step.kind != REMAP:
+            continue
+        natural_key = NATURAL_KEYS[step.model._meta.label_lower]
+        source_rows = natural_key(step.model._base_manager.using(step.source), remaps, step, source=True)
+        dest_rows = natural_key(step.model._base_manager.using(step.dest), remaps, step, source=False)
+        at_dest = {key: pk for pk, key, _ in dest_rows}
+        remaps.set(step.dest, step.model, {pk: at_dest[key] for pk, key, _ in source_rows if key in at_dest})
+    return remaps
 
 
 def _content_type_keys(queryset, remaps, step, source):

@@ -242,6 +242,40 @@ class Dialect:
         """Raise IntegrityError if the tables hold rows whose foreign keys point nowhere."""
         self.connection.check_constraints(table_names=list(tables))
 
+    # --- digests: a row's canonical text, hashed and summed inside the database ------------------
+
+    def prepare_digests(self):
+        """Make ready what the digest SQL calls on this connection (SQLite registers functions)."""
+
+    def canonical_sql(self, kind, column, field, same_vendor=False):
+        """Return SQL spelling a non-NULL value of the column in its canonical form (canonical.py), or
+        None where the vendor's text for it is its own (floats, JSON) and the other side is another
+        vendor: that table is digested in Python."""
+        raise NotImplementedError(f"{self.connection.vendor} computes no digests")
+
+    def concat_sql(self, parts):
+        return "(" + " || ".join(parts) + ")"
+
+    def text_length_sql(self, expression):
+        """Return SQL counting the characters (not bytes) of a text."""
+        return f"length({expression})"
+
+    def hash60_sql(self, text):
+        """Return SQL for the first 60 bits of the MD5 of a text's UTF-8 bytes, as a non-negative integer."""
+        raise NotImplementedError(f"{self.connection.vendor} computes no digests")
+
+    def digest_sum_sql(self, expression):
+        """Return the aggregate summing 60-bit hashes exactly (a sum the caller reads as an integer)."""
+        return f"SUM({expression})"
+
+    def bucket_sql(self, key, width):
+        """Return SQL numbering the key's range of `width` integers (truncating division, as every vendor does)."""
+        return f"({key} / {int(width)})"
+
+    def modulo_sql(self, value, modulus):
+        # Digest SQL always runs with a parameter list, so a literal % is written %%.
+        return f"({value} %% {int(modulus)})"
+
     # --- foreign keys pointing at tables -------------------------------------------------------
 
     def foreign_key_referrers(self, tables):

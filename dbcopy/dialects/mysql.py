@@ -79,6 +79,22 @@ _WATCH_SECONDS = 1.0
 _ABORT_GRACE_SECONDS = 3.0
 
 
+# Canonical text of a non-NULL value by kind (digest.py). No '%' in them: the SQL runs with parameters.
+_CANONICAL = {
+    "int": "CAST({} AS CHAR)",
+    "bool": "CAST({} AS CHAR)",
+    "text": "{}",
+    "inet": "{}",
+    "uuid": "LOWER(REPLACE(CAST({} AS CHAR), '-', ''))",  # char(32), or MariaDB's own uuid type
+    "date": "CAST({} AS CHAR)",
+    "datetime": "CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {}) AS CHAR)",
+    "time": "CAST(TIME_TO_SEC({0}) * 1000000 + MICROSECOND({0}) AS CHAR)",
+    "duration": "CAST({} AS CHAR)",  # a bigint of microseconds
+    "binary": "LOWER(HEX({}))",
+}
+_OWN_TEXT = {"float": "CAST({} AS CHAR)", "json": "{}", "other": "CAST({} AS CHAR)"}
+
+
 class MySQLDialect(Dialect):
     # InnoDB checks FKs row by row and cannot defer them; it can switch them off for the session.
     can_defer_constraints = True
@@ -167,6 +183,26 @@ class MySQLDialect(Dialect):
         with self.connection.constraint_checks_disabled():
             yield
         self.check_constraints(tables)
+
+    # --- digests --------------------------------------------------------------------------------
+
+    def canonical_sql(self, kind, column, field, same_vendor=False):
+        if kind == "decimal":
+            return f"CAST(CAST({column} AS DECIMAL(65, {int(field.decimal_places)})) AS CHAR)"
+        template = _CANONICAL.get(kind) or (_OWN_TEXT.get(kind) if same_vendor else None)
+        return template and template.format(column)
+
+    def concat_sql(self, parts):
+        return f"CONCAT({', '.join(parts)})"
+
+    def text_length_sql(self, expression):
+        return f"CHAR_LENGTH({expression})"
+
+    def hash60_sql(self, text):
+        return f"CAST(CONV(SUBSTRING(MD5({text}), 1, 15), 16, 10) AS UNSIGNED)"
+
+    def bucket_sql(self, key, width):
+        return f"({key} DIV {int(width)})"
 
     # --- PostgreSQL → MySQL without Python per row ---------------------------------------------
 

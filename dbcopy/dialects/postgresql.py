@@ -172,6 +172,15 @@ class PostgreSQLDialect(Dialect):
         with self.connection.cursor() as cursor, self.connection.wrap_database_errors:
             cursor.copy_expert(self.copy_from_sql(table, fields), io.StringIO(text))
 
+    def canonical_sql(self, kind, column, field, same_vendor=False):
+        if kind == "decimal":
+            return f"round({column}, {int(field.decimal_places)})::text"
+        template = _CANONICAL.get(kind) or (_OWN_TEXT.get(kind) if same_vendor else None)
+        return template and template.format(column)
+
+    def hash60_sql(self, text):
+        return f"('x' || substr(md5({text}), 1, 15))::bit(60)::bigint"
+
     def stream_table(self, step, source, on_rows, translations=None):
         """Pipe the source's `COPY (SELECT …) TO STDOUT` into `COPY … FROM STDIN`, no Python per row.
 
@@ -224,6 +233,23 @@ class PostgreSQLDialect(Dialect):
             counter.close()  # unblocks a producer still writing when the destination gave up
             producer.join()
         return counter.rows
+
+
+# Canonical text of a non-NULL value by kind (digest.py): the same on every vendor for the same stored value.
+_CANONICAL = {
+    "int": "({})::text",
+    "bool": "({})::int::text",
+    "text": "({})::text",
+    "inet": "host({})",
+    "uuid": "replace(({})::text, '-', '')",
+    "date": "to_char({}, 'YYYY-MM-DD')",
+    "datetime": "(extract(epoch from {}) * 1000000)::bigint::text",
+    "time": "(extract(epoch from {}) * 1000000)::bigint::text",
+    "duration": "(extract(epoch from {}) * 1000000)::bigint::text",
+    "binary": "encode({}, 'hex')",
+}
+# Kinds whose text only PostgreSQL itself writes alike (shortest float text, jsonb's normal form).
+_OWN_TEXT = {"float": "({})::text", "json": "({})::text", "other": "({})::text"}
 
 
 class AdvisoryLock:

@@ -5,6 +5,7 @@ import os
 import re
 from urllib.parse import unquote, urlsplit
 
+from ..canonical import register_sqlite_functions
 from .base import Dialect, ForeignKeyReferrer, NoLock, atomic_with_deferred_checks
 
 # Every FK of every table in the main database, one row per column (Django's get_constraints
@@ -23,6 +24,23 @@ _WITHOUT_ROWID = re.compile(r"\bWITHOUT\s+ROWID\b", re.IGNORECASE)
 _FULL_TEXT_TABLE = re.compile(r"^\s*CREATE\s+VIRTUAL\s+TABLE\b.*\bUSING\s+fts[345]\b", re.IGNORECASE | re.DOTALL)
 
 
+# Canonical text of a non-NULL value by kind (canonical.py); dbcopy_* are Python functions registered
+# on the connection by prepare_digests().
+_CANONICAL = {
+    "int": "CAST({} AS TEXT)",
+    "bool": "CAST({} AS TEXT)",
+    "text": "CAST({} AS TEXT)",
+    "inet": "CAST({} AS TEXT)",
+    "uuid": "lower({})",
+    "date": "CAST({} AS TEXT)",
+    "datetime": "dbcopy_datetime({})",
+    "time": "dbcopy_time({})",
+    "duration": "CAST({} AS TEXT)",  # an integer of microseconds
+    "binary": "lower(hex({}))",
+}
+_OWN_TEXT = {"float": "CAST({} AS TEXT)", "json": "CAST({} AS TEXT)", "other": "CAST({} AS TEXT)"}
+
+
 class SQLiteDialect(Dialect):
     can_defer_constraints = True
     # SQLite locks the whole database for a write: a second writer would only wait.
@@ -31,6 +49,22 @@ class SQLiteDialect(Dialect):
     stores_float_infinity = True
     # Django's sqlite3 converters return None for a date/time string they cannot parse.
     may_read_invalid_dates_as_null = True
+
+    def prepare_digests(self):
+        self.connection.ensure_connection()
+        register_sqlite_functions(self.connection.connection)
+
+    def canonical_sql(self, kind, column, field, same_vendor=False):
+        if kind == "decimal":
+            return f"dbcopy_decimal({column}, {int(field.decimal_places)})"
+        template = _CANONICAL.get(kind) or (_OWN_TEXT.get(kind) if same_vendor else None)
+        return template and template.format(column)
+
+    def hash60_sql(self, text):
+        return f"dbcopy_hash60({text})"
+
+    def digest_sum_sql(self, expression):
+        return f"dbcopy_sum({expression})"
 
     def is_undecodable_text(self, exc):
         # sqlite3 reports text that is not UTF-8 as an OperationalError, like a real fault of the file.
