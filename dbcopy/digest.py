@@ -103,6 +103,7 @@ class TableDigest:
         self.mappings = [remaps.mapping(step, f) if f.is_relation else None for f in self.fields]
         self.python_reason = self._python_reason()
         self.layout = None
+        self.equal_rows = 0  # source rows differing() found in ranges whose digests agree
 
     # --- how ----------------------------------------------------------------------------------------
 
@@ -176,8 +177,10 @@ class TableDigest:
     def differing(self):
         """Return the leaves whose rows differ: (low, high) key ranges, or bucket numbers of key hashes."""
         layout = self.layout or self.plan_layout()
+        self.equal_rows = 0
         if layout.key is None:
             source, dest = self.buckets("source"), self.buckets("dest")
+            self.equal_rows = sum(n for b, (n, _) in source.items() if dest.get(b) == (n, _))
             return sorted(b for b in set(source) | set(dest) if source.get(b) != dest.get(b))
         return self._drill(layout.width, None)
 
@@ -186,6 +189,7 @@ class TableDigest:
         leaves = []
         for bucket in sorted(set(source) | set(dest)):
             if source.get(bucket) == dest.get(bucket):
+                self.equal_rows += source[bucket][0]
                 continue
             low, high = bucket_bounds(bucket, width)
             if within is not None:
@@ -243,7 +247,7 @@ class TableDigest:
         reader = RowReader(self.step.model, alias, self.fields)
         extra = None
         if within is not None:
-            extra = where(self.layout.key, "range", within)
+            extra = key_range(self.layout.key, within)
         translate = [self._lenient(f) if side == "source" and m is not None else None
                      for f, m in zip(self.fields, self.mappings)]
         places = [getattr(type_field(f), "decimal_places", None) for f in self.fields]
@@ -267,7 +271,7 @@ class TableDigest:
         if layout.key is not None:
             q = models.Q()
             for low, high in leaves:
-                q |= where(layout.key, "range", (low, high))
+                q |= key_range(layout.key, (low, high))
             return q
         dialect = self.source if side == "source" else self.dest
         dialect.prepare_digests()
@@ -359,6 +363,11 @@ class Layout:
     key: object = None
     width: int = None
     modulus: int = None
+
+
+def key_range(key, bounds):
+    """Return a Q for low <= key <= high (relations have no range lookup)."""
+    return where(key, "gte", bounds[0]) & where(key, "lte", bounds[1])
 
 
 def truncated_division(value, width):

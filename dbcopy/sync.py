@@ -31,6 +31,7 @@ from django.db.models import Max, Min
 
 from . import conf
 from .diagnose import first_line
+from .digest import TableDigest
 from .dialects.base import error_chain
 from .engine import WRITE_ERRORS, batches, find_rejected_row, source_chunks
 from .exceptions import ConfigError, CopyError
@@ -180,6 +181,7 @@ class SyncStrategy:
     def __init__(self, runner, options):
         self.runner, self.options = runner, options
         self.windows = {}  # step -> the `since` its rows were read from (None: in full)
+        self.leaves = {}  # step without a cursor -> (its TableDigest, the leaves whose rows differ)
         self.held_back = {}  # step -> HeldBack rows that wait for the deletes (--deletes only)
         self.cycle_deletes = {}  # constraint group -> {step: rows deleted}, or why the deletes failed
 
@@ -231,6 +233,9 @@ class SyncStrategy:
             if len(held) > HELD_BACK_LIMIT:
                 self.write_held_back(step, reader, comparer, held, result)
             self.runner.progress("chunk", step, rows=len(rows), copied=result.copied)
+        digest = self.leaves.get(step, (None, None))[0]
+        if digest is not None:
+            result.counts.unchanged += digest.equal_rows  # proven equal by their ranges' digests
         # Every other row of the table is in: the values the held rows need may be free now. One
         # that a row deleted at the source still holds is free after the deletes.
         if held and not self.write_held_back(step, reader, comparer, held, result, may_wait=self.options.deletes):
@@ -250,10 +255,20 @@ class SyncStrategy:
 
     def window(self, step, reader, record):
         cursor = self.cursor(step)
-        if not cursor:
+        if not cursor and step.model in self.options.full_refresh:
             if record:
                 self.windows[step] = None
             yield from reader.chunks(self.chunk_size)
+            return
+        if not cursor:
+            # No timestamp says what changed: the range digests do, and only differing ranges are read.
+            if record:
+                self.windows[step] = None
+                digest = TableDigest(step, self.runner.remaps)
+                self.leaves[step] = (digest, digest.differing())
+            digest, leaves = self.leaves[step]
+            if leaves:
+                yield from digest.leaf_chunks("source", reader, leaves, self.chunk_size)
             return
         if record:
             mark = _watermark(step.model, step.dest, cursor)
@@ -599,7 +614,7 @@ class SyncStrategy:
     def gone_keys(self, step, reader, result):
         """Return the keys of the destination rows to delete; count those that wait for --deletes."""
         gone = []
-        for keys in reader.key_chunks(step.dest, self.chunk_size):
+        for keys in self.destination_keys(step, reader):
             # Destination keys, spelled as the source holds them (a content type id as primary key).
             present = set(reader.rows_at(step.source, keys, self.keys(step).to_source))
             missing = [key for key in keys if key not in present]
@@ -614,6 +629,17 @@ class SyncStrategy:
                 continue
             gone.extend(missing)
         return gone
+
+    def destination_keys(self, step, reader):
+        """Yield chunks of the destination's keys where its key ranges' digests differ from the source's.
+
+        A range whose keys hash to the same sum on both sides holds no row the source lost.
+        """
+        digest = TableDigest(step, self.runner.remaps, keys_only=True)
+        leaves = digest.differing()
+        if leaves:
+            keys = RowReader(step.model, step.dest, reader.pk_fields)
+            yield from digest.leaf_chunks("dest", keys, leaves, self.chunk_size)
 
     def delete_gone_rows_of_cycle(self, step):
         """Return how many of the step's rows were deleted, deleting the gone rows of its whole
