@@ -1,10 +1,12 @@
-"""Count every planned table on both sides and say whether it arrived; print nothing."""
+"""Count every planned table on both sides (and, on request, digest its content) and say whether it
+arrived; print nothing."""
 
 from dataclasses import asdict, dataclass, replace
 
 from django.db import DatabaseError
 
 from .aliases import describe
+from .content import DIFFERS, not_checked
 from .diagnose import first_line
 from .plan import REMAP
 from .results import SUCCESSFUL, Status
@@ -32,10 +34,12 @@ class Reconciliation:
     watermark: str | None = None
     retries: int | None = None
     resumed_rows: int | None = None
+    content: object = None  # a content.ContentCheck; None when content was not asked for
 
     def as_dict(self):
         data = asdict(self)
         data["status"] = str(self.status)
+        data["content"] = self.content.as_dict() if self.content is not None else None
         return data
 
 
@@ -52,11 +56,20 @@ class Reconciliations(list):
     abstract_count = 0
 
 
-def reconcile(plan, result=None):
-    """Return one Reconciliation per step (and per skipped model), comparing row counts."""
-    rows = Reconciliations(_reconcile_step(step, result and result.for_step(step)) for step in plan.steps)
+def reconcile(plan, result=None, content=None):
+    """Return one Reconciliation per step (and per skipped model), comparing row counts.
+
+    content: a content.ContentChecker to digest each table's rows on both sides too (--checksum,
+    --verify); a table whose content differs is a MISMATCH even where the counts agree.
+    """
+    rows = Reconciliations()
+    for step in plan.steps:
+        row = _reconcile_step(step, result and result.for_step(step))
+        rows.append(row if content is None else _with_content(row, step, content))
+    skipped_content = None if content is None else not_checked("skipped by the plan")
     rows += [
-        Reconciliation(s.label, s.table, s.dest and describe_dest(s.dest), None, None, None, SKIPPED, s.reason)
+        Reconciliation(s.label, s.table, s.dest and describe_dest(s.dest), None, None, None, SKIPPED, s.reason,
+                       content=skipped_content)
         for s in plan.skipped
     ]
     rows.abstract_count = plan.abstract_count
@@ -126,6 +139,27 @@ def _count_step(step, step_result):
     else:
         reason = f"expected {expected:,}" + (f" ({source_rows:,} copied + {before:,} already there)" if before else "")
     return replace(row, status=status, reason=reason, dest_rows_before=before)
+
+
+def _with_content(row, step, checker):
+    """Add the step's ContentCheck to its row; differing content makes it a MISMATCH."""
+    if row.status not in (OK, MISMATCH):
+        return replace(row, content=not_checked(f"the table is {row.status}"))
+    if row.dest_rows_before:
+        # --append: the rows already there are the destination's own, not a difference to report.
+        return replace(row, content=not_checked(f"{row.dest_rows_before:,} rows were already there (--append)"))
+    check = checker.check(step)
+    if check.error:
+        return replace(row, content=check, status=FAILED, reason=_joined(row.reason, f"cannot check content: {check.reason}"))
+    if check.status is DIFFERS:
+        noun = "row" if check.differing_rows == 1 else "rows"
+        reason = _joined(row.reason, f"content differs: {check.differing_rows:,} {noun} (see below)")
+        return replace(row, content=check, status=MISMATCH, reason=reason)
+    return replace(row, content=check)
+
+
+def _joined(*reasons):
+    return "; ".join(r for r in reasons if r)
 
 
 def _unset_deferred_references(step):

@@ -10,11 +10,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .aliases import describe
+from .content import DIFFERS
 from .plan import REMAP, REPLACE
 from .reconcile import describe_dest, is_ok
 
 STATUS_STYLE = {"ok": "green", "mismatch": "bold red", "failed": "bold red", "blocked": "bold red",
                 "interrupted": "bold red", "skipped": "yellow"}
+CONTENT_STYLE = {"equal": "green", "differs": "bold red", "not checked": "yellow"}
 
 
 def _stream(wrapper):
@@ -42,8 +44,9 @@ class Report:
 
     # --- plan ----------------------------------------------------------------------------------
 
-    def plan(self, plan, sync_options=None, consistency=None):
-        """Print the ordered steps, skipped models and warnings; for a sync, how each model is read."""
+    def plan(self, plan, sync_options=None, consistency=None, digests=None):
+        """Print the ordered steps, skipped models and warnings; for a sync, how each model is read;
+        with digests (content.digest_methods()), which tables a content check digests in Python."""
         if self.verbosity < 1:
             return
         verb = "sync" if sync_options else "copy"
@@ -68,6 +71,19 @@ class Report:
         self.say(f"{len(plan.steps)} steps, {total} rows at the source, into {dests}; {_listing(left_out)}.")
         if consistency is not None:
             self.say(f"Source snapshot: {consistency.describe()}")
+        if digests is not None:
+            self.digests([(step.label, describe_dest(step.dest), method, reason) for step, method, reason in digests])
+
+    def digests(self, tables, level=1):
+        """Say how many tables the content check digests inside the databases, and which in Python and why.
+
+        tables: (model, dest, method, python_reason) per digested table.
+        """
+        in_python = [(model, dest, reason) for model, dest, method, reason in tables if method == "python"]
+        self.say(f"Content check: {len(tables) - len(in_python)} tables digested inside the databases, "
+                 f"{len(in_python)} in Python.", level)
+        for model, dest, reason in in_python:
+            self.say(f"  digested in Python: {model} → '{dest}': {reason}", level)
 
     def warnings(self, warnings):
         for warning in warnings:
@@ -94,21 +110,35 @@ class Report:
     # --- results -------------------------------------------------------------------------------
 
     def reconciliation(self, rows, title="Reconciliation"):
+        """Print the table of counts (and content, when it was checked), then the rows that differ."""
         if self.verbosity < 1:
             for row in rows:
-                if row.status == "mismatch":  # failures were reported as they happened
+                # Failures of the run were reported as they happened; a content check's were not.
+                if row.status == "mismatch" or (row.content is not None and row.content.error):
                     self.error(f"{row.model} ({row.table}): {row.status} — {row.reason}")
+            for line in _content_differences(rows):
+                self.errors.print(line, highlight=False, markup=False)
             return
+        with_content = any(row.content is not None for row in rows)
+        columns = ["model", "dest", "source", "dest rows", "copied", "status"] + (["content"] if with_content else [])
         table = Table(title=title, title_justify="left")
-        for column in ("model", "dest", "source", "dest rows", "copied", "status", "reason"):
+        for column in columns + ["reason"]:
             table.add_column(column, justify="right" if column in ("source", "dest rows", "copied") else "left")
         for row in rows:
             if row.status == "skipped" and row.source_rows is None and self.verbosity < 2:
                 continue  # models skipped by the plan were listed there; -v 2 shows them again
             style = STATUS_STYLE.get(str(row.status), "")
-            table.add_row(row.model, row.dest or "", _num(row.source_rows), _num(row.dest_rows), _num(row.copied_rows),
-                          f"[{style}]{row.status}[/]", row.reason)
+            cells = [row.model, row.dest or "", _num(row.source_rows), _num(row.dest_rows), _num(row.copied_rows),
+                     f"[{style}]{row.status}[/]"]
+            if with_content:
+                cells.append(_content_cell(row.content))
+            table.add_row(*cells, row.reason)
         self.console.print(table)
+        for line in _content_differences(rows):
+            self.console.print(line, highlight=False, markup=False)
+        if with_content:
+            self.digests([(r.model, r.dest, r.content.method, r.content.python_reason)
+                          for r in rows if r.content is not None and r.content.method is not None], level=2)
         if self.verbosity < 2:
             for row in rows:
                 if row.status == "skipped" and row.source_rows is None:
@@ -155,6 +185,45 @@ class Report:
             })
         Path(path).write_text(json.dumps(document, indent=2, default=str) + "\n")
         self.say(f"Report written to {path}", level=2)
+
+
+def _content_cell(content):
+    if content is None:
+        return ""
+    text = str(content.status)
+    if content.status is DIFFERS:
+        text += f" ({content.differing_rows:,})"
+    return f"[{CONTENT_STYLE.get(str(content.status), '')}]{text}[/]"
+
+
+def _content_differences(rows):
+    """Yield, per table whose content differs, its rows that differ (the first --show-diffs) and how many more."""
+    for row in rows:
+        content = row.content
+        if content is None or content.status is not DIFFERS:
+            continue
+        noun = "row differs" if content.differing_rows == 1 else "rows differ"
+        yield f"{row.model} → '{row.dest}': {content.differing_rows:,} {noun}"
+        for difference in content.differences:
+            yield f"  {row.model} pk={_pk_text(difference.pk)}: {_what_differs(difference)}"
+        more = content.differing_rows - len(content.differences)
+        if more:
+            shown = "" if content.differences else " (--show-diffs N names them)"
+            yield f"  … and {more:,} more{shown}"
+
+
+def _what_differs(difference):
+    if difference.missing:
+        return f"missing {difference.missing}"
+    verb = "differs" if len(difference.fields) == 1 else "differ"
+    return f"{', '.join(difference.fields)} {verb}"
+
+
+def _pk_text(pk):
+    """Spell a key as a user types it in pk=…: quoted text, bare numbers and UUIDs, a tuple for composite keys."""
+    if isinstance(pk, tuple):
+        return "(" + ", ".join(_pk_text(part) for part in pk) + ")"
+    return repr(pk) if isinstance(pk, str) else str(pk)
 
 
 def _listing(parts):

@@ -11,6 +11,7 @@ from django.db import DatabaseError, connections
 
 from ... import conf
 from ...aliases import describe, is_url_alias, mask_url, resolve_alias, same_database  # noqa: F401
+from ...content import DEFAULT_SHOWN, DIFFERS, ContentChecker, digest_methods
 from ...diagnose import first_line
 from ...engine import WRITERS, run_plan
 from ...exceptions import ConfigError, DbcopyError
@@ -31,6 +32,9 @@ OPTION_SCOPES = (
     (COPY_ONLY, ("copy", "plan")),
     (SYNC_ONLY, ("sync", "plan")),
     (("chunk_size", "jobs", "retries"), ("copy", "sync", "plan")),
+    (("checksum",), ("compare", "plan")),
+    (("verify",), ("copy", "plan")),
+    (("show_diffs",), ("compare", "copy")),
 )
 
 
@@ -71,6 +75,10 @@ class Command(BaseCommand):
         sync.add_argument("--deletes", action="store_true", help="delete destination rows whose primary key is gone from the source")
         sync.add_argument("--cursor-only", action="store_true", help="sync only the models that have the cursor field")
         sync.add_argument("--full-refresh", nargs="+", action="extend", default=[], metavar="LABEL", help="compare these models in full, ignoring the watermark")
+        content = parser.add_argument_group("content")
+        content.add_argument("--checksum", action="store_true", help="(compare) digest every table's rows on both sides too and name the rows that differ; with plan: say which tables are digested in Python and why")
+        content.add_argument("--verify", action="store_true", help="(copy) run compare --checksum on the copied tables right after the copy")
+        content.add_argument("--show-diffs", type=int, metavar="N", help=f"name the first N differing rows per model (default {DEFAULT_SHOWN}; 0: count them only); with --checksum or --verify")
         parser.add_argument("--report-json", metavar="PATH", help="write the reconciliation as JSON to PATH")
         parser.add_argument("--include-unmanaged", action="store_true", help="copy models with Meta.managed = False too")
 
@@ -101,10 +109,11 @@ class Command(BaseCommand):
         jobs = options["jobs"] or 1
         if subcommand == "plan":
             consistency = describe_consistency(plan.source, jobs) if plan.steps else None
-            return self.report.plan(plan, sync_options=sync_options, consistency=consistency)
+            digests = digest_methods(plan) if options["checksum"] or options["verify"] else None
+            return self.report.plan(plan, sync_options=sync_options, consistency=consistency, digests=digests)
         if subcommand == "compare":
             preflight(plan, require_empty=False)
-            return self.finish(subcommand, plan, reconcile(plan), options)
+            return self.finish(subcommand, plan, reconcile(plan, content=self.content_checker(plan, options)), options)
         with destination_locks(plan):
             require_empty = subcommand == "copy" and not (options["truncate"] or options["append"] or options["resume"])
             preflight(plan, require_empty=require_empty, truncate=options["truncate"])
@@ -114,7 +123,9 @@ class Command(BaseCommand):
             if options["truncate"]:
                 self.confirm(plan, options["interactive"])
             result = self.run_steps(subcommand, plan, options, sync_options)
-        rows = reconcile(plan, result)
+        # --verify after an interrupt would keep the user waiting for proof of a copy they stopped.
+        verify = subcommand == "copy" and options["verify"] and not result.interrupted
+        rows = reconcile(plan, result, content=self.content_checker(plan, options) if verify else None)
         if subcommand == "sync":
             self.report.sync_summary(rows)
         self.finish(subcommand, plan, rows, options, result)
@@ -131,9 +142,21 @@ class Command(BaseCommand):
                 target.exists() and not os.access(target, os.W_OK)
             ):
                 raise ConfigError(f"--report-json {path}: cannot write there (check the folder exists and is writable)")
+        if options.get("show_diffs") is not None:
+            if options["show_diffs"] < 0:
+                raise ConfigError("--show-diffs must be 0 or more")
+            if not (options.get("checksum") or options.get("verify")):
+                raise ConfigError("--show-diffs needs --checksum (compare) or --verify (copy)")
         if subcommand == "copy" and options.get("truncate") and options["interactive"] and not _has_terminal():
             raise ConfigError("--truncate asks for confirmation, but there is no terminal to answer on: "
                               "pass --no-input to confirm in advance")
+
+    def content_checker(self, plan, options):
+        """Return the ContentChecker of --checksum / --verify, or None when content was not asked for."""
+        if not (options["checksum"] or options["verify"]):
+            return None
+        self.report.say(f"Digesting the content of {len(plan.steps)} tables on both sides…", level=2)
+        return ContentChecker(plan, shown=options["show_diffs"])
 
     def run_steps(self, subcommand, plan, options, sync_options):
         """Run the copy or the sync with a progress display; return its RunResult."""
@@ -233,8 +256,21 @@ class Command(BaseCommand):
             raise CommandError(f"{verb} did not reach {len(blocked)} model(s): {', '.join(blocked)}", returncode=1)
         differ = failing(rows, Status.MISMATCH)
         if differ:
-            raise CommandError(f"Row counts differ for {len(differ)} model(s): {', '.join(differ)}", returncode=1)
+            raise CommandError(_differ_message(rows), returncode=1)
         raise CommandError(f"{verb} finished with problems: " + "; ".join(result.problems), returncode=1)
+
+
+def _differ_message(rows):
+    """Say which models differ in content and which in their counts (or their deferred FKs)."""
+    mismatched = [row for row in rows if row.status == Status.MISMATCH]
+    content = [row.model for row in mismatched if row.content is not None and row.content.status is DIFFERS]
+    counts = [row.model for row in mismatched if row.model not in content]
+    parts = []
+    if content:
+        parts.append(f"Content differs for {len(content)} model(s): {', '.join(content)}")
+    if counts:
+        parts.append(f"{'row counts' if parts else 'Row counts'} differ for {len(counts)} model(s): {', '.join(counts)}")
+    return "; ".join(parts)
 
 
 def _has_terminal():
@@ -252,10 +288,10 @@ def resume_command(subcommand, plan, options):
             words += [f"--{name}", mask_url(options[name])]
     for label in options.get("exclude") or ():
         words += ["--exclude", label]
-    for name in ("chunk_size", "jobs", "retries", "writer", "since_field", "lookback", "connect_timeout"):
+    for name in ("chunk_size", "jobs", "retries", "writer", "since_field", "lookback", "connect_timeout", "show_diffs"):
         if options.get(name) is not None:
             words += [f"--{name.replace('_', '-')}", str(options[name])]
-    for name in ("deletes", "cursor_only", "include_unmanaged"):
+    for name in ("deletes", "cursor_only", "include_unmanaged", "verify"):
         if options.get(name):
             words.append(f"--{name.replace('_', '-')}")
     if options.get("full_refresh"):
