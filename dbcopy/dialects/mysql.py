@@ -88,7 +88,8 @@ _CANONICAL = {
     "uuid": "LOWER(REPLACE(CAST({} AS CHAR), '-', ''))",  # char(32), or MariaDB's own uuid type
     "date": "CAST({} AS CHAR)",
     "datetime": "CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {}) AS CHAR)",
-    "time": "CAST(TIME_TO_SEC({0}) * 1000000 + MICROSECOND({0}) AS CHAR)",
+    # Not TIME_TO_SEC: MariaDB keeps its fraction, MySQL drops it.
+    "time": "CAST((HOUR({0}) * 3600 + MINUTE({0}) * 60 + SECOND({0})) * 1000000 + MICROSECOND({0}) AS CHAR)",
     "duration": "CAST({} AS CHAR)",  # a bigint of microseconds
     "binary": "LOWER(HEX({}))",
 }
