@@ -83,7 +83,8 @@ _ABORT_GRACE_SECONDS = 3.0
 _CANONICAL = {
     "int": "CAST({} AS CHAR)",
     "bool": "CAST({} AS CHAR)",
-    "text": "{}",
+    # One collation for every text, so CONCAT never meets an "illegal mix" of two columns' collations.
+    "text": "(CONVERT({} USING utf8mb4) COLLATE utf8mb4_bin)",
     "inet": "{}",
     "uuid": "LOWER(REPLACE(CAST({} AS CHAR), '-', ''))",  # char(32), or MariaDB's own uuid type
     "date": "CAST({} AS CHAR)",
@@ -93,7 +94,11 @@ _CANONICAL = {
     "duration": "CAST({} AS CHAR)",  # a bigint of microseconds
     "binary": "LOWER(HEX({}))",
 }
-_OWN_TEXT = {"float": "CAST({} AS CHAR)", "json": "{}", "other": "CAST({} AS CHAR)"}
+_OWN_TEXT = {
+    "float": "CAST({} AS CHAR)",
+    "json": "(CONVERT({} USING utf8mb4) COLLATE utf8mb4_bin)",
+    "other": "CAST({} AS CHAR)",
+}
 
 
 class MySQLDialect(Dialect):
