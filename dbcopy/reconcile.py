@@ -144,13 +144,13 @@ def _count_step(step, step_result):
 def _with_content(row, step, checker):
     """Add the step's ContentCheck to its row; differing content makes it a MISMATCH."""
     if row.status not in (OK, MISMATCH):
-        return replace(row, content=not_checked(f"the table is {row.status}"))
+        return replace(row, content=not_checked(f"the table's status is {row.status}"))
     if row.dest_rows_before:
         # --append: the rows already there are the destination's own, not a difference to report.
         return replace(row, content=not_checked(f"{row.dest_rows_before:,} rows were already there (--append)"))
     check = checker.check(step)
     if check.error:
-        return replace(row, content=check, status=FAILED, reason=_joined(row.reason, f"cannot check content: {check.reason}"))
+        return replace(row, content=check, status=FAILED, reason=_joined(row.reason, check.reason))
     if check.status is DIFFERS:
         noun = "row" if check.differing_rows == 1 else "rows"
         reason = _joined(row.reason, f"content differs: {check.differing_rows:,} {noun} (see below)")

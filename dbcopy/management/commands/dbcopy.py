@@ -46,7 +46,7 @@ class IntermixedParser(CommandParser):
 
 
 class Command(BaseCommand):
-    help = "Copy or sync data between databases in foreign-key order, then reconcile row counts."
+    help = "Copy or sync data between databases in foreign-key order, then reconcile row counts (and content)."
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         return parser
 
     def add_arguments(self, parser):
-        parser.add_argument("subcommand", choices=SUBCOMMANDS, help="plan: show the steps; copy: run them; compare: count both sides")
+        parser.add_argument("subcommand", choices=SUBCOMMANDS, help="plan: show the steps; copy: run them; compare: count both sides (--checksum: digest their content)")
         parser.add_argument("labels", nargs="*", metavar="LABEL", help="app_label or app_label.ModelName; none means every model")
         parser.add_argument("--source", help="alias of settings.DATABASES or a database URL to read from")
         parser.add_argument("--dest", help="alias or URL to write to; default: router.db_for_write(model) per model")
@@ -155,7 +155,7 @@ class Command(BaseCommand):
         """Return the ContentChecker of --checksum / --verify, or None when content was not asked for."""
         if not (options["checksum"] or options["verify"]):
             return None
-        self.report.say(f"Digesting the content of {len(plan.steps)} tables on both sides…", level=2)
+        self.report.say(f"Digesting the content of {len(plan.steps)} tables on both sides…")
         return ContentChecker(plan, shown=options["show_diffs"])
 
     def run_steps(self, subcommand, plan, options, sync_options):
