@@ -42,7 +42,7 @@ def differences(source, dest, label):
 
 @pytest.mark.parametrize("source,dest", PAIRS)
 def test_each_kind_of_difference_is_found_and_named(source, dest):
-    seed = h.seed_core(source)
+    h.seed_core(source)
     h.assert_ok(h.dbcopy("copy", "copytest", source=source, dest=dest))
     reviewed = set(m.Review.objects.using(dest).values_list("book_id", flat=True))
     books = list(m.Book.objects.using(dest).exclude(isbn__in=reviewed).order_by("pk").values_list("pk", flat=True))
