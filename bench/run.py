@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark dbcopy against dumpdata | loaddata, the classic bulk_create loop and raw COPY | COPY.
+"""Benchmark dbcopy against dumpdata | loaddata, the classic bulk_create loop and raw COPY | COPY, and its sync.
 
     make bench                                            # .venv/bin/python bench/run.py
     SCALE=1 METHODS=dbcopy-fast,raw-copy TARGETS=pg .venv/bin/python bench/run.py
@@ -11,6 +11,10 @@ subprocess, timed and measured with os.wait4 (peak RSS of the largest process of
 freshly migrated destination; afterwards every table is counted on both sides and a method whose
 counts differ, or that exits non-zero, is marked FAILED. Prints a Markdown table with the ratios to
 dbcopy fast; logs, reports and results.json go to bench/out/.
+
+The `sync` method (sync_bench.py) runs after the others, as it changes the source: a copy, a quiet
+`dbcopy sync --since-field updated_at --deletes`, ~1 % of the rows changed, the sync again, timed
+against the copy and verified row by row.
 """
 
 import argparse
@@ -26,14 +30,13 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
-OUT_DIR = BENCH_DIR / "out"
-sys.path[:0] = [str(BENCH_DIR), str(REPO_DIR)]
+sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent)]
 
 import dataset  # noqa: E402
+import sync_bench  # noqa: E402
 from dataset import SOURCE  # noqa: E402
+from harness import OUT_DIR, REPO_DIR, log_tail, measure, migrate, reset  # noqa: E402
 from methods import raw_copy  # noqa: E402
-from project.settings import DATABASES  # noqa: E402
 
 METHODS = {
     "dumpdata": "dumpdata | loaddata",
@@ -41,6 +44,7 @@ METHODS = {
     "dbcopy-bulk": "dbcopy --writer bulk_create",
     "dbcopy-fast": "dbcopy fast",
     "raw-copy": "raw COPY | COPY",
+    "sync": "dbcopy sync (sync_bench.py)",
 }
 TARGETS = {"pg": "PostgreSQL → PostgreSQL", "mariadb": "PostgreSQL → MariaDB"}
 ONLY_POSTGRES = {"raw-copy"}
@@ -60,26 +64,35 @@ def main():
     total = sum(source_rows.values())
     print(f"Source built in {seconds:.0f} s: {', '.join(f'{n:,} {k}' for k, n in counts.items())}; "
           f"{total:,} rows in {len(tables)} tables.\n", flush=True)
-    results = []
+    results, sync = [], None
     try:
         for target in args.targets:
             for method in args.methods:
-                if method in ONLY_POSTGRES and not dataset.is_postgres(target):
+                if method == "sync" or (method in ONLY_POSTGRES and not dataset.is_postgres(target)):
                     continue
                 result = run_method(method, target, args, tables, source_rows, source_stamps, total)
                 results.append(result)
+        if "sync" in args.methods:  # last: it changes the source
+            sync = sync_bench.run(args.targets, args.scale, tables, TARGETS)
     finally:
         if not args.keep:
             for alias in (SOURCE, *TARGETS):
                 dataset.drop(alias)
-    print_table(results, args)
+    if results:
+        print_table(results, args)
+    if sync:
+        sync_bench.print_results(sync, TARGETS, command_line())
     if dbcopy_version() != version:
         print(f"\n**dbcopy changed during the run** ({version[0]} → {dbcopy_version()[0]}): rerun before comparing.")
     print_targets(results)
+    if sync:
+        sync_bench.print_targets(sync, TARGETS)
     (OUT_DIR / "results.json").write_text(json.dumps(
-        {"command": command_line(), "scale": args.scale, "source_rows": source_rows, "results": results}, indent=2
+        {"command": command_line(), "scale": args.scale, "source_rows": source_rows, "results": results,
+         "sync": sync}, indent=2
     ))
-    sys.exit(0 if all(r["status"] == "ok" for r in results) else 1)
+    failed = any(r["status"] != "ok" for r in results) or (sync and sync_bench.failed(sync))
+    sys.exit(1 if failed else 0)
 
 
 def parse_args():
@@ -164,25 +177,6 @@ def build_source(scale):
     return counts, time.perf_counter() - started
 
 
-def migrate(alias):
-    """Run `manage.py migrate` on the alias; stop the benchmark if it fails."""
-    argv = [sys.executable, "bench/manage.py", "migrate", "--database", alias, "--no-input", "-v", "0"]
-    completed = subprocess.run(argv, cwd=REPO_DIR, capture_output=True, text=True)
-    if completed.returncode != 0:
-        sys.exit(f"{shlex.join(argv)} failed:\n{completed.stdout}{completed.stderr}")
-
-
-def reset(target):
-    """Drop, recreate and migrate the destination; let PostgreSQL write out what the last method left."""
-    dataset.recreate(target)
-    migrate(target)
-    if dataset.is_postgres(target):
-        connection = dataset.connect(target)
-        with connection.cursor() as cursor:
-            cursor.execute("CHECKPOINT")
-        connection.close()
-
-
 def method_command(method, target, profile=False):
     """Return the argv that copies the source into the target with this method."""
     manage = [sys.executable, "bench/manage.py"]
@@ -208,21 +202,6 @@ def method_command(method, target, profile=False):
     raise ValueError(method)
 
 
-def measure(argv, log_path):
-    """Run argv as a subprocess; return (seconds, peak RSS in MiB, exit status)."""
-    env = dict(os.environ)
-    if DATABASES[SOURCE]["PASSWORD"]:
-        env["PGPASSWORD"] = DATABASES[SOURCE]["PASSWORD"]  # for psql
-    with open(log_path, "w") as log:
-        started = time.perf_counter()
-        process = subprocess.Popen(argv, cwd=REPO_DIR, stdout=log, stderr=subprocess.STDOUT, env=env)
-        # Linux reports the largest RSS of the process and of every descendant it waited for.
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, usage.ru_maxrss / 1024, process.returncode
-
-
 def run_method(method, target, args, tables, source_rows, source_stamps, total):
     """Run one method on one target args.repeat times, verifying each run; return the summary."""
     runs = []
@@ -240,9 +219,7 @@ def run_method(method, target, args, tables, source_rows, source_stamps, total):
         print(f"  {seconds:.1f} s, {total / seconds:,.0f} rows/s, peak RSS {rss:.0f} MB, "
               f"timestamps {run['stamps']}; {verdict}", flush=True)
         if run["problems"]:
-            print(f"  last lines of {log_path.relative_to(REPO_DIR)}:")
-            for line in log_path.read_text(errors="replace").splitlines()[-15:]:
-                print("    " + line)
+            log_tail(log_path)
     best = min(runs, key=lambda run: run["seconds"])
     problems = sorted({problem for run in runs for problem in run["problems"]})
     return {
