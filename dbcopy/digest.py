@@ -2,18 +2,18 @@
 
 A table's rows are split into buckets by primary key (ranges of an integer key, else a hash of the
 key); each side returns, per bucket, the row count and the exact sum of the rows' 60-bit hashes over
-their canonical text (canonical.py). Equal buckets need no row read; a differing one is split again
-until few rows remain, and only those are read and compared value by value. Where a column has no
-canonical SQL form across the two vendors (float and JSON text), the table is digested in Python,
-chunk by chunk, with the same rules.
+their canonical text (canonical.py). Equal buckets need no row read. The buckets that differ are
+asked again for a key and a hash per row, which names the rows that differ; only those rows are read
+and compared value by value. Source and destination compute at the same time, each on its own
+connection. Where a column has no canonical SQL form across the two vendors (float and JSON text),
+the table is digested in Python, chunk by chunk, with the same rules.
 """
 
 import math
+import threading
 from dataclasses import dataclass, field as dataclass_field
 
 from django.db import models
-from django.db.models.expressions import RawSQL
-from django.db.models.lookups import In
 
 from . import canonical as canon
 from .dialects import dialect_for
@@ -21,12 +21,9 @@ from .dialects.base import translated_column_sql
 from .rows import RowReader, key_value, pk_fields
 from .storage import column_field, column_type_field, is_json, selected, where
 
-# Rows per bucket of the first pass; a differing bucket is split SPLIT ways until LEAF_ROWS remain.
+# Rows per bucket; the buckets that differ are compared row by row (key and hash), ROWS_PER_BATCH rows at a time.
 BUCKET_ROWS = 4096
-SPLIT = 16
-LEAF_ROWS = 256
-# Ranges per query when rows of differing ranges are read.
-_RANGES_PER_QUERY = 64
+ROWS_PER_BATCH = 50_000
 
 _KINDS = {
     **dict.fromkeys(
@@ -62,17 +59,6 @@ def type_field(field):
     return column_type_field(column_field(field))
 
 
-@dataclass
-class Buckets:
-    """Per bucket number: (rows, sum of row hashes), for one side."""
-
-    sums: dict = dataclass_field(default_factory=dict)
-
-    def add(self, bucket, row_hash):
-        rows, total = self.sums.get(bucket, (0, 0))
-        self.sums[bucket] = (rows + 1, total + row_hash)
-
-
 @dataclass(frozen=True)
 class Difference:
     """One row that differs: its key (the source's spelling), and what differs."""
@@ -103,7 +89,7 @@ class TableDigest:
         self.mappings = [remaps.mapping(step, f) if f.is_relation else None for f in self.fields]
         self.python_reason = self._python_reason()
         self.layout = None
-        self.equal_rows = 0  # source rows differing() found in ranges whose digests agree
+        self.equal_rows = 0  # source rows the digests proved equal, after differing() or delta()
 
     # --- how ----------------------------------------------------------------------------------------
 
@@ -155,51 +141,97 @@ class TableDigest:
 
     # --- digests ------------------------------------------------------------------------------------
 
-    def buckets(self, side, width=None, within=None):
-        """Return {bucket: (rows, hash sum)} at 'source' or 'dest' (ranges of `width` inside `within`)."""
+    def _dialect(self, side):
+        # Looked up in the calling thread: the destination's side runs on a thread of its own.
+        return dialect_for(self.step.source if side == "source" else self.step.dest)
+
+    def buckets(self, side):
+        """Return {bucket: (rows, hash sum)} of every row at 'source' or 'dest'."""
         layout = self.layout or self.plan_layout()
         if self.python_reason:
-            return self._python_buckets(side, layout, width, within).sums
-        dialect = self.source if side == "source" else self.dest
+            sums = {}
+            for _, _, bucket, row_hash in self._python_rows(side):
+                rows, total = sums.get(bucket, (0, 0))
+                sums[bucket] = (rows + 1, total + row_hash)
+            return sums
+        dialect = self._dialect(side)
         dialect.prepare_digests()
-        bucket = self._bucket_sql(dialect, side, layout, width)
         row_hash = dialect.hash60_sql(self._row_text_sql(dialect, side, self.fields))
-        sql = f"SELECT {bucket}, COUNT(*), {dialect.digest_sum_sql(row_hash)} FROM {dialect.quote(self.step.table)}"
-        params = []
-        if within is not None:
-            sql += f" WHERE {self._column(dialect, layout.key)} BETWEEN %s AND %s"
-            params = list(within)
-        sql += " GROUP BY 1"
+        sql = (f"SELECT {self._bucket_sql(dialect, side, layout)}, COUNT(*), {dialect.digest_sum_sql(row_hash)} "
+               f"FROM {dialect.quote(self.step.table)} GROUP BY 1")
         with dialect.connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, [])
             return {int(b): (int(n), int(total)) for b, n, total in cursor.fetchall()}
 
     def differing(self):
-        """Return the leaves whose rows differ: (low, high) key ranges, or bucket numbers of key hashes."""
-        layout = self.layout or self.plan_layout()
-        self.equal_rows = 0
-        if layout.key is None:
-            source, dest = self.buckets("source"), self.buckets("dest")
-            self.equal_rows = sum(n for b, (n, _) in source.items() if dest.get(b) == (n, _))
-            return sorted(b for b in set(source) | set(dest) if source.get(b) != dest.get(b))
-        return self._drill(layout.width, None)
+        """Return the buckets whose digests differ (counting the rows of the others in equal_rows)."""
+        source, dest = on_both_sides(self.buckets)
+        self.equal_rows = sum(n for b, (n, total) in source.items() if dest.get(b) == (n, total))
+        return sorted(b for b in set(source) | set(dest) if source.get(b) != dest.get(b))
 
-    def _drill(self, width, within):
-        source, dest = self.buckets("source", width, within), self.buckets("dest", width, within)
-        leaves = []
-        for bucket in sorted(set(source) | set(dest)):
-            if source.get(bucket) == dest.get(bucket):
-                self.equal_rows += source[bucket][0]
+    def delta(self):
+        """Return the Delta: the keys, on each side, of the rows the other side lacks or holds otherwise.
+
+        The buckets that differ are read again row by row — a key and a hash each, computed by the
+        database — a batch of buckets at a time, so that memory stays flat.
+        """
+        source_buckets, dest_buckets = on_both_sides(self.buckets)
+        delta = Delta()
+        batch, batch_rows = [], 0
+        for bucket in sorted(set(source_buckets) | set(dest_buckets)):
+            ours, theirs = source_buckets.get(bucket), dest_buckets.get(bucket)
+            if ours == theirs:
                 continue
-            low, high = bucket_bounds(bucket, width)
-            if within is not None:
-                low, high = max(low, within[0]), min(high, within[1])
-            rows = max(source.get(bucket, (0, 0))[0], dest.get(bucket, (0, 0))[0])
-            if width <= SPLIT or rows <= LEAF_ROWS:
-                leaves.append((low, high))
-            else:
-                leaves.extend(self._drill(math.ceil(width / SPLIT), (low, high)))
-        return leaves
+            batch.append(bucket)
+            batch_rows += max((ours or (0, 0))[0], (theirs or (0, 0))[0])
+            if batch_rows >= ROWS_PER_BATCH:
+                self._compare_rows(batch, delta)
+                batch, batch_rows = [], 0
+        if batch:
+            self._compare_rows(batch, delta)
+        # Every source row but those named is the destination's as it is.
+        self.equal_rows = sum(n for n, _ in source_buckets.values()) - len(delta.source_keys)
+        return delta
+
+    def _compare_rows(self, buckets, delta):
+        source, dest = on_both_sides(lambda side: self._row_hashes(side, buckets))
+        for key_id, (key, row_hash) in source.items():
+            if dest.get(key_id, (None, None))[1] != row_hash:
+                delta.source_keys.append(key)
+        for key_id, (key, row_hash) in dest.items():
+            if source.get(key_id, (None, None))[1] != row_hash:
+                delta.dest_keys.append(key)
+
+    def _row_hashes(self, side, buckets):
+        """Return {key id: (key, row hash)} of the rows of these buckets at a side.
+
+        key: the primary key as that side's driver reads it; key id: what both sides agree on (the
+        integer key of a range layout, else the key's canonical text, translated at the source).
+        """
+        if self.python_reason:
+            wanted = set(buckets)
+            return {key_id: (key, row_hash) for key, key_id, bucket, row_hash
+                    in self._python_rows(side, buckets) if bucket in wanted}
+        dialect = self._dialect(side)
+        dialect.prepare_digests()
+        keys = [self._column(dialect, f) for f in self.pk_fields]
+        key_text = keys[0] if self.layout.key is not None else self._row_text_sql(dialect, side, self.pk_fields)
+        row_hash = dialect.hash60_sql(self._row_text_sql(dialect, side, self.fields))
+        where, params = self._bucket_filter_sql(dialect, side, buckets)
+        sql = (f"SELECT {', '.join(keys)}, {key_text}, {row_hash} "
+               f"FROM {dialect.quote(self.step.table)} WHERE {where}")
+        width = len(keys)
+        with dialect.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return {row[width]: (tuple(row[:width]), row[width + 1]) for row in cursor.fetchall()}
+
+    def _bucket_filter_sql(self, dialect, side, buckets):
+        if self.layout.key is None:
+            numbers = ", ".join(str(int(b)) for b in buckets)
+            return f"{self._bucket_sql(dialect, side, self.layout)} IN ({numbers})", []
+        column = self._column(dialect, self.layout.key)
+        ranges = merged_ranges(buckets, self.layout.width)
+        return " OR ".join(f"{column} BETWEEN %s AND %s" for _ in ranges), [v for r in ranges for v in r]
 
     # --- SQL ----------------------------------------------------------------------------------------
 
@@ -222,127 +254,85 @@ class TableDigest:
             parts.append(f"CASE WHEN {value} IS NULL THEN 'N' ELSE {encoded} END")
         return dialect.concat_sql(parts) if len(parts) > 1 else parts[0]
 
-    def _bucket_sql(self, dialect, side, layout, width=None):
+    def _bucket_sql(self, dialect, side, layout):
         if layout.key is not None:
-            return dialect.bucket_sql(self._column(dialect, layout.key), width or layout.width)
+            return dialect.bucket_sql(self._column(dialect, layout.key), layout.width)
         key_hash = dialect.hash60_sql(self._row_text_sql(dialect, side, self.pk_fields))
         return dialect.modulo_sql(key_hash, layout.modulus)
 
     # --- Python, for tables without a canonical SQL form ----------------------------------------
 
-    def _python_buckets(self, side, layout, width=None, within=None):
-        buckets = Buckets()
-        for key, text in self._python_rows(side, within):
-            buckets.add(self._python_bucket(layout, key, width), canon.hash60(text))
-        return buckets
-
-    def _python_bucket(self, layout, key, width=None):
-        if layout.key is not None:
-            return truncated_division(key[0], width or layout.width)
-        return canon.hash60("".join(canon.encoded(c) for c in key)) % layout.modulus
-
-    def _python_rows(self, side, within=None, keep=None):
-        """Yield (canonical key texts, canonical row text) of every row at a side (inside `within`)."""
+    def _python_rows(self, side, buckets=None):
+        """Yield (key, key id, bucket, row hash) of the rows at a side (of a range layout's buckets)."""
+        layout = self.layout
         alias = self.step.source if side == "source" else self.step.dest
         reader = RowReader(self.step.model, alias, self.fields)
         extra = None
-        if within is not None:
-            extra = key_range(self.layout.key, within)
-        translate = [self._lenient(f) if side == "source" and m is not None else None
-                     for f, m in zip(self.fields, self.mappings)]
+        if buckets is not None and layout.key is not None:
+            extra = models.Q()
+            for bounds in merged_ranges(buckets, layout.width):
+                extra |= key_range(layout.key, bounds)
+        translate = [self._lenient(i) if side == "source" and m is not None else None
+                     for i, m in enumerate(self.mappings)]
         places = [getattr(type_field(f), "decimal_places", None) for f in self.fields]
         for rows in reader.chunks(2000, extra_filter=extra):
             for row in rows:
                 values = [t(v) if t else v for t, v in zip(translate, row)]
                 texts = [canon.canonical(k, v, p) for k, v, p in zip(self.kinds, values, places)]
-                key = tuple(values[i] for i in reader.pk_positions) if self.layout.key is not None else tuple(
-                    texts[i] for i in reader.pk_positions)
-                yield key, "".join(canon.encoded(t) for t in texts)
+                key = reader.key(row)
+                if layout.key is not None:
+                    key_id = key[0]
+                    bucket = truncated_division(key_id, layout.width)
+                else:
+                    key_id = "".join(canon.encoded(texts[i]) for i in reader.pk_positions)
+                    bucket = canon.hash60(key_id) % layout.modulus
+                yield key, key_id, bucket, canon.hash60("".join(canon.encoded(t) for t in texts))
 
-    def _lenient(self, field):
-        mapping = self.mappings[self.fields.index(field)]
+    def _lenient(self, index):
+        mapping = self.mappings[index]
         return lambda value: None if value is None else mapping.get(value)
 
-    # --- reading the rows of differing leaves -------------------------------------------------
+    # --- reading the rows that differ ---------------------------------------------------------
 
-    def leaf_filter(self, side, leaves):
-        """Return a Q selecting the rows of these leaves at a side (SQL digests only)."""
-        layout = self.layout
-        if layout.key is not None:
-            q = models.Q()
-            for low, high in leaves:
-                q |= key_range(layout.key, (low, high))
-            return q
-        dialect = self.source if side == "source" else self.dest
-        dialect.prepare_digests()
-        bucket = RawSQL(self._bucket_sql(dialect, side, layout), [], output_field=models.BigIntegerField())
-        return models.Q(In(bucket, list(leaves)))
-
-    def leaf_chunks(self, side, reader, leaves, size):
-        """Yield chunks of `reader`'s rows at a side that lie in the leaves."""
-        if self.python_reason and self.layout.key is None:
-            # No SQL spells the bucket: read every row and keep the leaves' (small tables, in practice).
-            wanted = set(leaves)
-            key_of = reader.key
-            for rows in reader.chunks(size):
-                kept = [r for r in rows if self._python_bucket(self.layout, self._key_texts(side, key_of(r))) in wanted]
-                if kept:
-                    yield kept
-            return
-        for start in range(0, len(leaves), _RANGES_PER_QUERY):
-            part = leaves[start:start + _RANGES_PER_QUERY]
-            yield from reader.chunks(size, extra_filter=self.leaf_filter(side, part))
-
-    def _key_texts(self, side, key):
-        texts = []
-        for field, value in zip(self.pk_fields, key):
-            index = self.fields.index(field)
-            mapping = self.mappings[index]
-            if side == "source" and mapping is not None and value is not None:
-                value = mapping.get(value)
-            places = getattr(type_field(field), "decimal_places", None)
-            texts.append(canon.canonical(self.kinds[index], value, places))
-        return tuple(texts)
+    def rows(self, side, reader, keys, size):
+        """Yield chunks of `reader`'s rows at a side with these keys (a Delta's, as that side reads them)."""
+        alias = self.step.source if side == "source" else self.step.dest
+        manager = self.step.model._base_manager.using(alias)
+        columns = [selected(f) for f in reader.fields]
+        for start in range(0, len(keys), size):
+            batch = keys[start:start + size]
+            qs = reader.with_keys(manager, batch).order_by(*[f.attname for f in reader.pk_fields])
+            yield reader.fetch(alias, qs.values_list(*columns), keys=batch)
 
     # --- naming the rows that differ ----------------------------------------------------------
 
     def differences(self, limit=None):
-        """Return the Differences (the first `limit`, in key order of each leaf) and how many there are."""
-        leaves = self.differing()
-        if not leaves:
+        """Return the Differences (the first `limit`, in key order) and how many rows differ."""
+        delta = self.delta()
+        if not delta:
             return [], 0
         keys = self.remaps.keys(self.step)
         source_reader = RowReader(self.step.model, self.step.source, self.fields)
         dest_reader = RowReader(self.step.model, self.step.dest, self.fields)
-        found, total = [], 0
-        for start in range(0, len(leaves), _RANGES_PER_QUERY):
-            part = leaves[start:start + _RANGES_PER_QUERY]
-            source_rows = {source_reader.key(r): r for rows in self.leaf_chunks("source", source_reader, part, 2000)
-                           for r in rows}
-            dest_rows = {dest_reader.key(r): r for rows in self.leaf_chunks("dest", dest_reader, part, 2000)
-                         for r in rows}
-            matched = set()
-            for key, row in source_rows.items():
-                dest_key = keys.to_dest(key)
-                other = dest_rows.get(dest_key) if dest_key is not None else None
-                if other is None:
-                    difference = Difference(key_value(key), missing="at the destination")
-                else:
-                    matched.add(dest_key)
-                    fields = self._differing_fields(row, other)
-                    if not fields:
-                        continue
-                    difference = Difference(key_value(key), fields=fields)
-                total += 1
-                if limit is None or len(found) < limit:
-                    found.append(difference)
-            for key in dest_rows:
-                if key not in matched:
-                    total += 1
-                    if limit is None or len(found) < limit:
-                        source_key = keys.to_source(key)
-                        found.append(Difference(key_value(source_key or key), missing="at the source"))
-        return found, total
+        source_rows = {source_reader.key(r): r for rows in self.rows("source", source_reader, delta.source_keys, 2000)
+                       for r in rows}
+        dest_rows = {dest_reader.key(r): r for rows in self.rows("dest", dest_reader, delta.dest_keys, 2000)
+                     for r in rows}
+        found, matched = [], set()
+        for key in sorted(source_rows, key=_sortable):
+            dest_key = keys.to_dest(key)
+            other = dest_rows.get(dest_key) if dest_key is not None else None
+            if other is None:
+                found.append(Difference(key_value(key), missing="at the destination"))
+                continue
+            matched.add(dest_key)
+            fields = self._differing_fields(source_rows[key], other)
+            if fields:
+                found.append(Difference(key_value(key), fields=fields))
+        for key in sorted(dest_rows, key=_sortable):
+            if key not in matched:
+                found.append(Difference(key_value(keys.to_source(key) or key), missing="at the source"))
+        return (found if limit is None else found[:limit]), len(found)
 
     def _differing_fields(self, source_row, dest_row):
         names = []
@@ -354,6 +344,60 @@ class TableDigest:
             if canon.canonical(kind, value, places) != canon.canonical(kind, dest_row[index], places):
                 names.append(field.name)
         return tuple(names)
+
+
+@dataclass
+class Delta:
+    """The keys of the rows that differ: at the source (new or changed there) and at the destination
+    (gone from the source, or changed), each as that side's driver reads them."""
+
+    source_keys: list = dataclass_field(default_factory=list)
+    dest_keys: list = dataclass_field(default_factory=list)
+
+    def __bool__(self):
+        return bool(self.source_keys or self.dest_keys)
+
+
+def on_both_sides(work):
+    """Return (work("source"), work("dest")), the destination's on a thread of its own: two servers
+    digest at once. That thread's connection is closed when it ends."""
+    from django.db import connections
+
+    box = {}
+
+    def run_dest():
+        try:
+            box["dest"] = work("dest")
+        except BaseException as exc:  # noqa: BLE001  (re-raised in the calling thread)
+            box["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run_dest, name="dbcopy-digest", daemon=True)
+    thread.start()
+    try:
+        source = work("source")
+    finally:
+        thread.join()
+    if "error" in box:
+        raise box["error"]
+    return source, box["dest"]
+
+
+def merged_ranges(buckets, width):
+    """Return the (low, high) key ranges of these buckets of truncated division, adjacent ones merged."""
+    ranges = []
+    for bucket in sorted(buckets):
+        low, high = bucket_bounds(bucket, width)
+        if ranges and ranges[-1][1] + 1 >= low:
+            ranges[-1] = (ranges[-1][0], max(high, ranges[-1][1]))
+        else:
+            ranges.append((low, high))
+    return ranges
+
+
+def _sortable(key):
+    return tuple((value is None, str(type(value)), value if value is not None else 0) for value in key)
 
 
 @dataclass(frozen=True)

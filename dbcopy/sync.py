@@ -181,7 +181,7 @@ class SyncStrategy:
     def __init__(self, runner, options):
         self.runner, self.options = runner, options
         self.windows = {}  # step -> the `since` its rows were read from (None: in full)
-        self.leaves = {}  # step without a cursor -> (its TableDigest, the leaves whose rows differ)
+        self.deltas = {}  # step without a cursor -> (its TableDigest, the Delta of its rows)
         self.held_back = {}  # step -> HeldBack rows that wait for the deletes (--deletes only)
         self.cycle_deletes = {}  # constraint group -> {step: rows deleted}, or why the deletes failed
 
@@ -233,7 +233,7 @@ class SyncStrategy:
             if len(held) > HELD_BACK_LIMIT:
                 self.write_held_back(step, reader, comparer, held, result)
             self.runner.progress("chunk", step, rows=len(rows), copied=result.copied)
-        digest = self.leaves.get(step, (None, None))[0]
+        digest = self.deltas.get(step, (None, None))[0]
         if digest is not None:
             result.counts.unchanged += digest.equal_rows  # proven equal by their ranges' digests
         # Every other row of the table is in: the values the held rows need may be free now. One
@@ -265,10 +265,9 @@ class SyncStrategy:
             if record:
                 self.windows[step] = None
                 digest = TableDigest(step, self.runner.remaps)
-                self.leaves[step] = (digest, digest.differing())
-            digest, leaves = self.leaves[step]
-            if leaves:
-                yield from digest.leaf_chunks("source", reader, leaves, self.chunk_size)
+                self.deltas[step] = (digest, digest.delta())
+            digest, delta = self.deltas[step]
+            yield from digest.rows("source", reader, delta.source_keys, self.chunk_size)
             return
         if record:
             mark = _watermark(step.model, step.dest, cursor)
@@ -635,16 +634,16 @@ class SyncStrategy:
 
         A range whose keys hash to the same sum on both sides holds no row the source lost.
         """
-        if self.leaves.get(step, (None, None))[0] is not None:
-            # The rows were compared by digests this run: a row gone from the source is in a range
-            # they found differing, and every other range holds the same keys on both sides.
-            digest, leaves = self.leaves[step]
+        if step in self.deltas:
+            # The rows were compared by digests this run: a row gone from the source is among the
+            # destination's rows they found differing.
+            digest, delta = self.deltas[step]
         else:
             digest = TableDigest(step, self.runner.remaps, keys_only=True)
-            leaves = digest.differing()
-        if leaves:
-            keys = RowReader(step.model, step.dest, reader.pk_fields)
-            yield from digest.leaf_chunks("dest", keys, leaves, self.chunk_size)
+            delta = digest.delta()
+        # Read back through the ORM: the keys come as the destination's driver spells them.
+        keys = RowReader(step.model, step.dest, reader.pk_fields)
+        yield from digest.rows("dest", keys, delta.dest_keys, self.chunk_size)
 
     def delete_gone_rows_of_cycle(self, step):
         """Return how many of the step's rows were deleted, deleting the gone rows of its whole
