@@ -246,12 +246,17 @@ class TableDigest:
         return column
 
     def _row_text_sql(self, dialect, side, fields):
+        values = [self._value_sql(dialect, side, self.fields.index(f)) for f in fields]
+        if self.same_vendor:
+            own = dialect.row_text_sql(values)
+            if own is not None:
+                return own  # both sides write the row alike: the vendor's own text, no per-column work
         parts = []
-        for index in (self.fields.index(f) for f in fields):
-            value = self._value_sql(dialect, side, index)
+        for index, value in zip((self.fields.index(f) for f in fields), values):
             text = dialect.canonical_sql(self.kinds[index], value, type_field(self.fields[index]), self.same_vendor)
+            # CONCAT and || give NULL for a NULL value: that column's part is then "N".
             encoded = dialect.concat_sql(["'V'", dialect.text_length_sql(text), "':'", text])
-            parts.append(f"CASE WHEN {value} IS NULL THEN 'N' ELSE {encoded} END")
+            parts.append(f"COALESCE({encoded}, 'N')")
         return dialect.concat_sql(parts) if len(parts) > 1 else parts[0]
 
     def _bucket_sql(self, dialect, side, layout):

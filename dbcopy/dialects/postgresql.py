@@ -178,6 +178,11 @@ class PostgreSQLDialect(Dialect):
         template = _CANONICAL.get(kind) or (_OWN_TEXT.get(kind) if same_vendor else None)
         return template and template.format(column)
 
+    def row_text_sql(self, columns):
+        # A row value's text: every type's own output function, NULL as an empty field, quoted where
+        # needed. Both servers' sessions are Django's (UTC, ISO dates, shortest float text).
+        return f"(ROW({', '.join(columns)}))::text"
+
     def hash60_sql(self, text):
         return f"('x' || substr(md5({text}), 1, 15))::bit(60)::bigint"
 

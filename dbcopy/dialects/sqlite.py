@@ -36,7 +36,7 @@ _CANONICAL = {
     "datetime": "dbcopy_datetime({})",
     "time": "dbcopy_time({})",
     "duration": "CAST({} AS TEXT)",  # an integer of microseconds
-    "binary": "lower(hex({}))",
+    "binary": "CASE WHEN {0} IS NOT NULL THEN lower(hex({0})) END",  # hex(NULL) is '', not NULL
 }
 _OWN_TEXT = {"float": "CAST({} AS TEXT)", "json": "CAST({} AS TEXT)", "other": "CAST({} AS TEXT)"}
 
