@@ -253,6 +253,11 @@ class Dialect:
         vendor: that table is digested in Python."""
         raise NotImplementedError(f"{self.connection.vendor} computes no digests")
 
+    def row_hash_sql(self, columns, kinds):
+        """Return SQL hashing a row the way this vendor alone does (for two databases of one vendor), or
+        None to hash its text."""
+        return None
+
     def row_text_sql(self, columns):
         """Return SQL giving a row's text the way this vendor alone writes it (for two databases of one
         vendor, where it needs no canonical form), or None to spell it column by column."""
