@@ -25,6 +25,8 @@ from .storage import column_field, column_type_field, is_json, selected, where
 # The buckets that differ are compared row by row (key and hash), ROWS_PER_BATCH rows at a time.
 BUCKET_ROWS = 32
 ROWS_PER_BATCH = 50_000
+# Key ranges one query ORs together; more are selected by bucket number.
+MAX_RANGES = 32
 
 _KINDS = {
     **dict.fromkeys(
@@ -232,7 +234,13 @@ class TableDigest:
             return f"{self._bucket_sql(dialect, side, self.layout)} IN ({numbers})", []
         column = self._column(dialect, self.layout.key)
         ranges = merged_ranges(buckets, self.layout.width)
-        return " OR ".join(f"{column} BETWEEN %s AND %s" for _ in ranges), [v for r in ranges for v in r]
+        if len(ranges) <= MAX_RANGES:
+            return " OR ".join(f"{column} BETWEEN %s AND %s" for _ in ranges), [v for r in ranges for v in r]
+        # Many ranges: a long OR is tested row by row (PostgreSQL plans no index for it); the bucket
+        # numbers in one IN list are looked up in a hash, within the batch's bounds on the key's index.
+        numbers = ", ".join(str(int(b)) for b in buckets)
+        bucket = self._bucket_sql(dialect, side, self.layout)
+        return f"{column} BETWEEN %s AND %s AND {bucket} IN ({numbers})", [ranges[0][0], ranges[-1][1]]
 
     # --- SQL ----------------------------------------------------------------------------------------
 
@@ -283,9 +291,8 @@ class TableDigest:
         reader = RowReader(self.step.model, alias, self.fields)
         extra = None
         if buckets is not None and layout.key is not None:
-            extra = models.Q()
-            for bounds in merged_ranges(buckets, layout.width):
-                extra |= key_range(layout.key, bounds)
+            ranges = merged_ranges(buckets, layout.width)
+            extra = key_range(layout.key, (ranges[0][0], ranges[-1][1]))  # the callers keep their buckets' rows
         translate = [self._lenient(i) if side == "source" and m is not None else None
                      for i, m in enumerate(self.mappings)]
         places = [getattr(type_field(f), "decimal_places", None) for f in self.fields]

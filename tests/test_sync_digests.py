@@ -4,6 +4,8 @@ digests, and only the ranges whose digests differ are read (issue 9, point 3).""
 from collections import Counter
 
 import pytest
+from django.db.models import Value
+from django.db.models.functions import Concat
 
 from dbcopy.rows import RowReader
 from tests import helpers as h
@@ -86,3 +88,21 @@ def test_differences_in_big_tables_are_found_in_their_ranges_only(source, dest, 
     assert rows_read[(source, "copytest.SyncTag")] <= 4, dict(rows_read)
     assert rows_read[(dest, "copytest.SyncTag")] <= 4, dict(rows_read)
     h.assert_tables_equal(source, dest, [m.SyncTag, m.SyncAuthor])
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("sqlite_a", "pg_b"), h.pair("pg_a", "mysql_b"), h.pair("pg_a", "pg_b")])
+def test_changes_spread_over_a_table_are_found_bucket_by_bucket(source, dest, rows_read, report_path):
+    """More differing ranges than one query ORs together: they are selected by bucket number."""
+    m.SyncTag.objects.using(source).bulk_create([m.SyncTag(name=f"tag {i:05d}") for i in range(6000)], batch_size=500)
+    h.assert_ok(sync(source, dest, "copytest.SyncTag", since_field=None, deletes=True))
+    pks = list(m.SyncTag.objects.using(source).order_by("pk").values_list("pk", flat=True))
+    changed, deleted = pks[::100], pks[7::233]  # far apart: more ranges than one OR takes (MAX_RANGES)
+    m.SyncTag.objects.using(source).filter(pk__in=changed).update(name=Concat("name", Value(" changed")))
+    m.SyncTag.objects.using(source).filter(pk__in=deleted).delete()
+    rows_read.clear()
+    result = sync(source, dest, "copytest.SyncTag", since_field=None, deletes=True, report_json=report_path)
+    h.assert_ok(result)
+    still_there = len(set(changed) - set(deleted))
+    expect_counts(result, "copytest.SyncTag", updated=still_there, deleted=len(deleted))
+    h.assert_tables_equal(source, dest, [m.SyncTag])
+    assert rows_read[(source, "copytest.SyncTag")] <= 2 * (len(changed) + len(deleted)), dict(rows_read)
