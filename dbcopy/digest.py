@@ -93,6 +93,7 @@ class TableDigest:
         self.python_reason = self._python_reason()
         self.layout = None
         self.equal_rows = 0  # source rows the digests proved equal, after differing() or delta()
+        self.collations = {}  # side -> whether its table's text columns have several collations
 
     # --- how ----------------------------------------------------------------------------------------
 
@@ -270,11 +271,21 @@ class TableDigest:
                 return own  # both sides write the row alike: the vendor's own text, no per-column work
         parts = []
         for index, value in zip((self.fields.index(f) for f in fields), values):
-            text = dialect.canonical_sql(self.kinds[index], value, type_field(self.fields[index]), self.same_vendor)
+            kind = self.kinds[index]
+            text = dialect.canonical_sql(kind, value, type_field(self.fields[index]), self.same_vendor,
+                                         self._mixed_collations(dialect, side))
+            if kind in canon.SHORT_KINDS:
+                encoded = dialect.concat_sql(["'V'", text, "';'"])
+            else:
+                encoded = dialect.concat_sql(["'V'", dialect.text_length_sql(text), "':'", text])
             # CONCAT and || give NULL for a NULL value: that column's part is then "N".
-            encoded = dialect.concat_sql(["'V'", dialect.text_length_sql(text), "':'", text])
             parts.append(f"COALESCE({encoded}, 'N')")
         return dialect.concat_sql(parts) if len(parts) > 1 else parts[0]
+
+    def _mixed_collations(self, dialect, side):
+        if side not in self.collations:
+            self.collations[side] = dialect.mixed_collations(self.step.table)
+        return self.collations[side]
 
     def _bucket_sql(self, dialect, side, layout):
         if layout.key is not None:
@@ -305,9 +316,9 @@ class TableDigest:
                     key_id = key[0]
                     bucket = truncated_division(key_id, layout.width)
                 else:
-                    key_id = "".join(canon.encoded(texts[i]) for i in reader.pk_positions)
+                    key_id = "".join(canon.encoded(texts[i], self.kinds[i]) for i in reader.pk_positions)
                     bucket = canon.hash60(key_id) % layout.modulus
-                yield key, key_id, bucket, canon.hash60("".join(canon.encoded(t) for t in texts))
+                yield key, key_id, bucket, canon.hash60("".join(canon.encoded(t, k) for t, k in zip(texts, self.kinds)))
 
     def _lenient(self, index):
         mapping = self.mappings[index]

@@ -104,3 +104,18 @@ def _hashable(value):
 
 def _raw(value):
     return value
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("pg_a", "mysql_b")])
+def test_text_columns_of_two_collations_are_digested(source, dest):
+    h.seed_core(source)
+    h.assert_ok(h.dbcopy("copy", "copytest", source=source, dest=dest))
+    title = m.Book._meta.get_field("title")
+    # mysql_b is utf8mb4_bin: one column in another collation cannot meet the others in a CONCAT.
+    h.sql_for(dest, f"ALTER TABLE {h.qn(dest, m.Book._meta.db_table)} MODIFY {h.qn(dest, title.column)} "
+                    f"varchar({title.max_length}) COLLATE utf8mb4_unicode_ci NOT NULL")
+    digest = digests(source, dest, labels=("copytest.Book",))["copytest.Book"]
+    assert digest.method == "sql" and digest.differing() == []
+    m.Book.objects.using(dest).filter(pk=m.Book.objects.using(dest).order_by("pk")[0].pk).update(title="Changed")
+    found, total = digests(source, dest, labels=("copytest.Book",))["copytest.Book"].differences()
+    assert total == 1 and found[0].fields == ("title",), found

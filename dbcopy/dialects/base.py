@@ -247,7 +247,7 @@ class Dialect:
     def prepare_digests(self):
         """Make ready what the digest SQL calls on this connection (SQLite registers functions)."""
 
-    def canonical_sql(self, kind, column, field, same_vendor=False):
+    def canonical_sql(self, kind, column, field, same_vendor=False, mixed_collations=False):
         """Return SQL spelling a non-NULL value of the column in its canonical form (canonical.py), or
         None where the vendor's text for it is its own (floats, JSON) and the other side is another
         vendor: that table is digested in Python."""
@@ -262,6 +262,10 @@ class Dialect:
         """Return SQL giving a row's text the way this vendor alone writes it (for two databases of one
         vendor, where it needs no canonical form), or None to spell it column by column."""
         return None
+
+    def mixed_collations(self, table):
+        """Return whether the table's text columns have collations that cannot meet in one expression."""
+        return False
 
     def concat_sql(self, parts):
         return "(" + " || ".join(parts) + ")"

@@ -81,22 +81,21 @@ _ABORT_GRACE_SECONDS = 3.0
 
 # Canonical text of a non-NULL value by kind (digest.py). No '%' in them: the SQL runs with parameters.
 _CANONICAL = {
-    "int": "CAST({} AS CHAR)",
-    "bool": "CAST({} AS CHAR)",
-    # One collation for every text, so CONCAT never meets an "illegal mix" of two columns' collations.
-    "text": "(CONVERT({} USING utf8mb4) COLLATE utf8mb4_bin)",
+    "int": "{}",  # CONCAT spells a number in decimal itself
+    "bool": "{}",
+    "text": "{}",
     "inet": "{}",
     "uuid": "LOWER(REPLACE(CAST({} AS CHAR), '-', ''))",  # char(32), or MariaDB's own uuid type
     "date": "CAST({} AS CHAR)",
-    "datetime": "CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {}) AS CHAR)",
+    "datetime": "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {})",
     # Not TIME_TO_SEC: MariaDB keeps its fraction, MySQL drops it.
-    "time": "CAST((HOUR({0}) * 3600 + MINUTE({0}) * 60 + SECOND({0})) * 1000000 + MICROSECOND({0}) AS CHAR)",
-    "duration": "CAST({} AS CHAR)",  # a bigint of microseconds
+    "time": "(HOUR({0}) * 3600 + MINUTE({0}) * 60 + SECOND({0})) * 1000000 + MICROSECOND({0})",
+    "duration": "{}",  # a bigint of microseconds
     "binary": "LOWER(HEX({}))",
 }
 _OWN_TEXT = {
     "float": "CAST({} AS CHAR)",
-    "json": "(CONVERT({} USING utf8mb4) COLLATE utf8mb4_bin)",
+    "json": "{}",
     "other": "CAST({} AS CHAR)",
 }
 
@@ -192,11 +191,23 @@ class MySQLDialect(Dialect):
 
     # --- digests --------------------------------------------------------------------------------
 
-    def canonical_sql(self, kind, column, field, same_vendor=False):
+    def canonical_sql(self, kind, column, field, same_vendor=False, mixed_collations=True):
         if kind == "decimal":
-            return f"CAST(CAST({column} AS DECIMAL(65, {int(field.decimal_places)})) AS CHAR)"
+            return f"CAST({column} AS DECIMAL(65, {int(field.decimal_places)}))"
+        if kind in ("text", "json") and mixed_collations:
+            # Columns of two collations cannot meet in one CONCAT ("illegal mix"): give them one.
+            return f"(CONVERT({column} USING utf8mb4) COLLATE utf8mb4_bin)"
         template = _CANONICAL.get(kind) or (_OWN_TEXT.get(kind) if same_vendor else None)
         return template and template.format(column)
+
+    def mixed_collations(self, table):
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(DISTINCT COLLATION_NAME) FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND COLLATION_NAME IS NOT NULL",
+                [table],
+            )
+            return cursor.fetchone()[0] > 1
 
     def concat_sql(self, parts):
         return f"CONCAT({', '.join(parts)})"

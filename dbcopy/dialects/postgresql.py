@@ -172,7 +172,7 @@ class PostgreSQLDialect(Dialect):
         with self.connection.cursor() as cursor, self.connection.wrap_database_errors:
             cursor.copy_expert(self.copy_from_sql(table, fields), io.StringIO(text))
 
-    def canonical_sql(self, kind, column, field, same_vendor=False):
+    def canonical_sql(self, kind, column, field, same_vendor=False, mixed_collations=False):
         if kind == "decimal":
             return f"round({column}, {int(field.decimal_places)})::text"
         template = _CANONICAL.get(kind) or (_OWN_TEXT.get(kind) if same_vendor else None)

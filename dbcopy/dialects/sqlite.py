@@ -54,7 +54,7 @@ class SQLiteDialect(Dialect):
         self.connection.ensure_connection()
         register_sqlite_functions(self.connection.connection)
 
-    def canonical_sql(self, kind, column, field, same_vendor=False):
+    def canonical_sql(self, kind, column, field, same_vendor=False, mixed_collations=False):
         if kind == "decimal":
             return f"dbcopy_decimal({column}, {int(field.decimal_places)})"
         template = _CANONICAL.get(kind) or (_OWN_TEXT.get(kind) if same_vendor else None)
