@@ -13,7 +13,7 @@ import math
 import threading
 from dataclasses import dataclass, field as dataclass_field
 
-from django.db import models
+from django.db import connections, models
 
 from . import canonical as canon
 from .dialects import dialect_for
@@ -27,6 +27,9 @@ BUCKET_ROWS = 32
 ROWS_PER_BATCH = 50_000
 # Key ranges one query ORs together; more are selected by bucket number.
 MAX_RANGES = 32
+# A destination table of at least SLICED_ROWS rows is digested in DEST_SLICES key ranges at once.
+SLICED_ROWS = 100_000
+DEST_SLICES = 2
 
 _KINDS = {
     **dict.fromkeys(
@@ -92,6 +95,7 @@ class TableDigest:
         self.mappings = [remaps.mapping(step, f) if f.is_relation else None for f in self.fields]
         self.python_reason = self._python_reason()
         self.layout = None
+        self.row_count = self.low = self.high = None  # the larger side's row count, the keys' bounds (plan_layout)
         self.equal_rows = 0  # source rows the digests proved equal, after differing() or delta()
         self.collations = {}  # side -> whether its table's text columns have several collations
 
@@ -135,6 +139,7 @@ class TableDigest:
                 rows = max(rows, stats["n"])
             else:
                 rows = max(rows, qs.count())
+        self.row_count, self.low, self.high = rows, low, high
         count = max(1, math.ceil(rows / self.bucket_rows))
         if key is not None:
             span = 1 if low is None else int(high) - int(low) + 1
@@ -158,14 +163,37 @@ class TableDigest:
                 rows, total = sums.get(bucket, (0, 0))
                 sums[bucket] = (rows + 1, total + row_hash)
             return sums
+        if side == "dest" and layout.key is not None and self.row_count >= SLICED_ROWS:
+            # The destination holds no snapshot: a big table is digested in slices on connections of
+            # their own, so that a destination slower than the source keeps more than one core busy.
+            sums = {}
+            for part in in_threads(lambda bounds: self._bucket_sums(side, bounds), self._slices(DEST_SLICES)):
+                sums.update(part)
+            return sums
+        return self._bucket_sums(side, None)
+
+    def _bucket_sums(self, side, bounds):
         dialect = self._dialect(side)
         dialect.prepare_digests()
         row_hash = self._row_hash_sql(dialect, side)
-        sql = (f"SELECT {self._bucket_sql(dialect, side, layout)}, COUNT(*), {dialect.digest_sum_sql(row_hash)} "
-               f"FROM {dialect.quote(self.step.table)} GROUP BY 1")
+        sql = (f"SELECT {self._bucket_sql(dialect, side, self.layout)}, COUNT(*), {dialect.digest_sum_sql(row_hash)} "
+               f"FROM {dialect.quote(self.step.table)}")
+        params = []
+        if bounds is not None:
+            sql += f" WHERE {self._column(dialect, self.layout.key)} BETWEEN %s AND %s"
+            params = list(bounds)
         with dialect.connection.cursor() as cursor:
-            cursor.execute(sql, [])
+            cursor.execute(sql + " GROUP BY 1", params)
             return {int(b): (int(n), int(total)) for b, n, total in cursor.fetchall()}
+
+    def _slices(self, count):
+        """Return `count` key ranges covering the table, each made of whole buckets."""
+        width = self.layout.width
+        first, last = truncated_division(self.low, width), truncated_division(self.high, width)
+        step = max(1, math.ceil((last - first + 1) / count))
+        starts = range(first, last + 1, step)
+        return [(bucket_bounds(start, width)[0], bucket_bounds(min(start + step - 1, last), width)[1])
+                for start in starts]
 
     def differing(self):
         """Return the buckets whose digests differ (counting the rows of the others in equal_rows)."""
@@ -391,29 +419,36 @@ class Delta:
 
 
 def on_both_sides(work):
-    """Return (work("source"), work("dest")), the destination's on a thread of its own: two servers
-    digest at once. That thread's connection is closed when it ends."""
-    from django.db import connections
+    """Return (work("source"), work("dest")): the destination's on a thread of its own, so that the two
+    servers digest at once. The source's stays in the calling thread, inside its snapshot."""
+    return tuple(in_threads(work, ["source", "dest"]))
 
-    box = {}
 
-    def run_dest():
+def in_threads(work, items):
+    """Return [work(item) for item in items], the first in the calling thread and each other on a
+    thread of its own, whose database connections are closed when it ends."""
+    results, errors = [None] * len(items), []
+
+    def run(index):
         try:
-            box["dest"] = work("dest")
+            results[index] = work(items[index])
         except BaseException as exc:  # noqa: BLE001  (re-raised in the calling thread)
-            box["error"] = exc
+            errors.append(exc)
         finally:
             connections.close_all()
 
-    thread = threading.Thread(target=run_dest, name="dbcopy-digest", daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=run, args=(i,), name="dbcopy-digest", daemon=True)
+               for i in range(1, len(items))]
+    for thread in threads:
+        thread.start()
     try:
-        source = work("source")
+        results[0] = work(items[0])
     finally:
-        thread.join()
-    if "error" in box:
-        raise box["error"]
-    return source, box["dest"]
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def merged_ranges(buckets, width):
