@@ -27,9 +27,9 @@ BUCKET_ROWS = 32
 ROWS_PER_BATCH = 50_000
 # Key ranges one query ORs together; more are selected by bucket number.
 MAX_RANGES = 32
-# A destination table of at least SLICED_ROWS rows is digested in DEST_SLICES key ranges at once.
+# A table of at least SLICED_ROWS rows is digested in SLICES key ranges at once on each side.
 SLICED_ROWS = 100_000
-DEST_SLICES = 2
+SLICES = 2
 
 _KINDS = {
     **dict.fromkeys(
@@ -83,10 +83,14 @@ class TableDigest:
     """Digest one step's table on its source and its destination and find the rows that differ.
 
     keys_only: digest the primary key alone (rows present on one side only, for sync's deletes).
+    source_session: a function that puts a source connection of another thread where the source must
+    be read (a sync joins its snapshot), or None to read the source on the calling thread's connection
+    only; the source's big tables are digested in slices at once only with it.
     """
 
-    def __init__(self, step, remaps, keys_only=False, bucket_rows=BUCKET_ROWS):
+    def __init__(self, step, remaps, keys_only=False, bucket_rows=BUCKET_ROWS, source_session=None):
         self.step, self.remaps, self.bucket_rows = step, remaps, bucket_rows
+        self.source_session = source_session
         self.pk_fields = pk_fields(step.model)
         self.fields = list(self.pk_fields) if keys_only else list(step.fields)
         self.source, self.dest = dialect_for(step.source), dialect_for(step.dest)
@@ -126,19 +130,19 @@ class TableDigest:
         return self.pk_fields[0]
 
     def plan_layout(self):
-        """Choose the buckets: ranges of an integer key sized from both sides' counts, else key hashes."""
-        rows, low, high = 0, None, None
+        """Choose the buckets: ranges of an integer key sized by the source's row count (the plan's
+        count, where it made one) over both sides' key bounds (two index lookups), else key hashes."""
+        rows, low, high = self.step.source_rows, None, None
+        if rows is None:
+            rows = self.step.model._base_manager.using(self.step.source).count()
         key = self._integer_key()
-        for alias in (self.step.source, self.step.dest):
-            qs = self.step.model._base_manager.using(alias)
-            if key is not None:
-                stats = qs.aggregate(n=models.Count("pk"), low=models.Min(selected(key)), high=models.Max(selected(key)))
-                if stats["n"]:
-                    low = stats["low"] if low is None else min(low, stats["low"])
-                    high = stats["high"] if high is None else max(high, stats["high"])
-                rows = max(rows, stats["n"])
-            else:
-                rows = max(rows, qs.count())
+        if key is not None:
+            for alias in (self.step.source, self.step.dest):
+                qs = self.step.model._base_manager.using(alias)
+                bounds = qs.aggregate(low=models.Min(selected(key)), high=models.Max(selected(key)))
+                if bounds["low"] is not None:
+                    low = bounds["low"] if low is None else min(low, bounds["low"])
+                    high = bounds["high"] if high is None else max(high, bounds["high"])
         self.row_count, self.low, self.high = rows, low, high
         count = max(1, math.ceil(rows / self.bucket_rows))
         if key is not None:
@@ -163,17 +167,21 @@ class TableDigest:
                 rows, total = sums.get(bucket, (0, 0))
                 sums[bucket] = (rows + 1, total + row_hash)
             return sums
-        if side == "dest" and layout.key is not None and self.row_count >= SLICED_ROWS:
-            # The destination holds no snapshot: a big table is digested in slices on connections of
-            # their own, so that a destination slower than the source keeps more than one core busy.
+        sliced = side == "dest" or self.source_session is not None
+        if sliced and layout.key is not None and self.row_count >= SLICED_ROWS:
+            # A big table is digested in key slices on connections of their own, so that both cores
+            # work whichever server is slower (a source slice joins the source's snapshot first).
+            jobs = [(bounds, index > 0) for index, bounds in enumerate(self._slices(SLICES))]
             sums = {}
-            for part in in_threads(lambda bounds: self._bucket_sums(side, bounds), self._slices(DEST_SLICES)):
+            for part in in_threads(lambda job: self._bucket_sums(side, *job), jobs):
                 sums.update(part)
             return sums
         return self._bucket_sums(side, None)
 
-    def _bucket_sums(self, side, bounds):
+    def _bucket_sums(self, side, bounds, own_thread=False):
         dialect = self._dialect(side)
+        if own_thread and side == "source":
+            self.source_session(dialect)
         dialect.prepare_digests()
         row_hash = self._row_hash_sql(dialect, side)
         sql = (f"SELECT {self._bucket_sql(dialect, side, self.layout)}, COUNT(*), {dialect.digest_sum_sql(row_hash)} "

@@ -264,7 +264,7 @@ class SyncStrategy:
             # No timestamp says what changed: the range digests do, and only differing ranges are read.
             if record:
                 self.windows[step] = None
-                digest = TableDigest(step, self.runner.remaps)
+                digest = TableDigest(step, self.runner.remaps, source_session=self.source_session())
                 self.deltas[step] = (digest, digest.delta())
             digest, delta = self.deltas[step]
             yield from digest.rows("source", reader, delta.source_keys, self.chunk_size)
@@ -629,6 +629,12 @@ class SyncStrategy:
             gone.extend(missing)
         return gone
 
+    def source_session(self):
+        """Return how a digest's thread joins the source snapshot, or None where it cannot (a snapshot
+        that belongs to one connection: digests then read the source on that connection alone)."""
+        snapshot = self.runner.snapshot
+        return snapshot.enter if snapshot.scope == "shared" else None
+
     def destination_keys(self, step, reader):
         """Yield chunks of the destination's keys where its key ranges' digests differ from the source's.
 
@@ -639,7 +645,7 @@ class SyncStrategy:
             # destination's rows they found differing.
             digest, delta = self.deltas[step]
         else:
-            digest = TableDigest(step, self.runner.remaps, keys_only=True)
+            digest = TableDigest(step, self.runner.remaps, keys_only=True, source_session=self.source_session())
             delta = digest.delta()
         # Read back through the ORM: the keys come as the destination's driver spells them.
         keys = RowReader(step.model, step.dest, reader.pk_fields)

@@ -125,7 +125,7 @@ def test_text_columns_of_two_collations_are_digested(source, dest):
 @pytest.mark.parametrize("source,dest", [h.pair("pg_a", "mysql_b"), h.pair("mysql_a", "sqlite_b")])
 def test_a_destination_digested_in_slices_gives_the_same_answers(source, dest, monkeypatch):
     monkeypatch.setattr(digest_module, "SLICED_ROWS", 1)  # every table, in three key ranges at once
-    monkeypatch.setattr(digest_module, "DEST_SLICES", 3)
+    monkeypatch.setattr(digest_module, "SLICES", 3)
     h.seed_core(source)
     h.assert_ok(h.dbcopy("copy", "copytest", source=source, dest=dest))
     assert not {label: d.differing() for label, d in digests(source, dest).items() if d.differing()}

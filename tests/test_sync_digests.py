@@ -7,6 +7,7 @@ import pytest
 from django.db.models import Value
 from django.db.models.functions import Concat
 
+from dbcopy import digest as digest_module
 from dbcopy.rows import RowReader
 from tests import helpers as h
 from tests.copytest import models as m
@@ -106,3 +107,21 @@ def test_changes_spread_over_a_table_are_found_bucket_by_bucket(source, dest, ro
     expect_counts(result, "copytest.SyncTag", updated=still_there, deleted=len(deleted))
     h.assert_tables_equal(source, dest, [m.SyncTag])
     assert rows_read[(source, "copytest.SyncTag")] <= 2 * (len(changed) + len(deleted)), dict(rows_read)
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("pg_a", "mysql_b"), h.pair("pg_a", "pg_b"), h.pair("mysql_a", "pg_b")])
+def test_digests_in_slices_join_the_source_snapshot(source, dest, monkeypatch, report_path):
+    """Every table digested in three key slices at once on each side (a PostgreSQL source's slices
+    join the run's exported snapshot; a MariaDB source, whose snapshot is its connection's, is not sliced)."""
+    monkeypatch.setattr(digest_module, "SLICED_ROWS", 1)
+    monkeypatch.setattr(digest_module, "SLICES", 3)
+    authors, tags, books = seed_books(source, n=30, chapters=3)
+    h.assert_ok(sync(source, dest, deletes=True))
+    m.SyncTag.objects.using(source).filter(pk=tags[1].pk).update(name="renamed")
+    m.SyncChapter.objects.using(source).order_by("pk")[20].delete(using=source)
+    result = sync(source, dest, deletes=True, report_json=report_path)
+    h.assert_ok(result)
+    expect_counts(result, "copytest.SyncTag", updated=1)
+    expect_counts(result, "copytest.SyncChapter", deleted=1)
+    assert result.report["consistent"] is True, result.report
+    assert_books_equal(source, dest)
