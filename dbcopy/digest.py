@@ -73,11 +73,6 @@ class Difference:
     fields: tuple = ()  # names of the fields whose values differ
     missing: str = ""  # "at the destination" / "at the source" for a row one side lacks
 
-    def describe(self):
-        if self.missing:
-            return f"pk={self.pk!r}: missing {self.missing}"
-        return f"pk={self.pk!r}: {', '.join(self.fields)} differ"
-
 
 class TableDigest:
     """Digest one step's table on its source and its destination and find the rows that differ.
