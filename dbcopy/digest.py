@@ -95,7 +95,7 @@ class TableDigest:
         self.python_reason = self._python_reason()
         self.layout = None
         self.row_count = self.low = self.high = None  # the larger side's row count, the keys' bounds (plan_layout)
-        self.equal_rows = 0  # source rows the digests proved equal, after differing() or delta()
+        self.equal_rows = 0  # source rows the digests proved equal, after delta()
         self.collations = {}  # side -> whether its table's text columns have several collations
 
     # --- how ----------------------------------------------------------------------------------------
@@ -199,10 +199,8 @@ class TableDigest:
                 for start in starts]
 
     def differing(self):
-        """Return the buckets whose digests differ (counting the rows of the others in equal_rows)."""
-        source, dest = on_both_sides(self.buckets)
-        self.equal_rows = sum(n for b, (n, total) in source.items() if dest.get(b) == (n, total))
-        return sorted(b for b in set(source) | set(dest) if source.get(b) != dest.get(b))
+        """Return the buckets whose digests differ."""
+        return differing_buckets(*on_both_sides(self.buckets))
 
     def delta(self):
         """Return the Delta: the keys, on each side, of the rows the other side lacks or holds otherwise.
@@ -213,12 +211,9 @@ class TableDigest:
         source_buckets, dest_buckets = on_both_sides(self.buckets)
         delta = Delta()
         batch, batch_rows = [], 0
-        for bucket in sorted(set(source_buckets) | set(dest_buckets)):
-            ours, theirs = source_buckets.get(bucket), dest_buckets.get(bucket)
-            if ours == theirs:
-                continue
+        for bucket in differing_buckets(source_buckets, dest_buckets):
             batch.append(bucket)
-            batch_rows += max((ours or (0, 0))[0], (theirs or (0, 0))[0])
+            batch_rows += max(source_buckets.get(bucket, (0, 0))[0], dest_buckets.get(bucket, (0, 0))[0])
             if batch_rows >= ROWS_PER_BATCH:
                 self._compare_rows(batch, delta)
                 batch, batch_rows = [], 0
@@ -419,6 +414,11 @@ class Delta:
 
     def __bool__(self):
         return bool(self.source_keys or self.dest_keys)
+
+
+def differing_buckets(source, dest):
+    """Return, in order, the bucket numbers whose (rows, hash sum) differ between two sides' digests."""
+    return sorted(b for b in set(source) | set(dest) if source.get(b) != dest.get(b))
 
 
 def on_both_sides(work):

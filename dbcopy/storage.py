@@ -31,17 +31,13 @@ def is_django_field(field):
     return type(field).__module__.split(".", 1)[0] == "django"
 
 
+@lru_cache(maxsize=None)
 def stand_in(field):
     """Return the built-in field that reads and writes the column for a custom field, or None.
 
     A relation is judged by the field at the end of its target chain: a FK to a model whose primary
     key is custom reads that key's from_db_value() otherwise.
     """
-    return _stand_in(field)
-
-
-@lru_cache(maxsize=None)
-def _stand_in(field):
     end = column_type_field(field)
     if is_django_field(end) or is_json(end):
         return None  # JSON travels as its text (see selected()), whatever the field's class
@@ -102,8 +98,3 @@ def where(field, lookup_name, value):
         return Q(**{f"{field.attname}__{lookup_name}": value})
     lookup = built_in.get_lookup(lookup_name)
     return Q(lookup(ExpressionWrapper(F(field.attname), output_field=built_in), value))
-
-
-def stored_value(field, value):
-    """Return the value as an expression the insert and update compilers prepare as the column's type."""
-    return models.Value(value, output_field=column_field(field))
