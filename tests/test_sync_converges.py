@@ -47,6 +47,13 @@ def codes(alias, model=m.SyncBook, field="code"):
     return dict(model._base_manager.using(alias).values_list("pk", field))
 
 
+def assert_books_converged(source, dest, report_path):
+    """The books' codes and every book table equal the source's, and a second sync writes nothing."""
+    assert codes(dest) == codes(source)
+    assert_books_equal(source, dest)
+    assert_second_sync_writes_nothing(source, dest, report_path=report_path)
+
+
 # ----------------------------------------------------------------------------------------
 # Deletes
 # ----------------------------------------------------------------------------------------
@@ -192,9 +199,7 @@ def test_two_rows_swapping_a_unique_value_converge(source, dest, report_path):
     result = sync(source, dest, chunk_size=CHUNK, report_json=report_path)
     h.assert_ok(result)
     assert result.entry(BOOK)["updated"] == 5, result.entry(BOOK)
-    assert codes(dest) == codes(source)
-    assert_books_equal(source, dest)
-    assert_second_sync_writes_nothing(source, dest, report_path=report_path)
+    assert_books_converged(source, dest, report_path)
 
 
 @pytest.mark.parametrize("source,dest", PAIRS)
@@ -212,9 +217,7 @@ def test_a_value_moved_from_one_row_to_another_converges_in_either_pk_order(sour
 
     result = sync(source, dest, chunk_size=CHUNK, report_json=report_path)
     h.assert_ok(result)
-    assert codes(dest) == codes(source)
-    assert_books_equal(source, dest)
-    assert_second_sync_writes_nothing(source, dest, report_path=report_path)
+    assert_books_converged(source, dest, report_path)
 
 
 @pytest.mark.parametrize("source,dest", PAIRS)
@@ -226,9 +229,7 @@ def test_three_rows_rotating_values_converge(source, dest, report_path):
     result = sync(source, dest, chunk_size=CHUNK, report_json=report_path)
     h.assert_ok(result)
     assert result.entry(BOOK)["updated"] == 3, result.entry(BOOK)
-    assert codes(dest) == codes(source)
-    assert_books_equal(source, dest)
-    assert_second_sync_writes_nothing(source, dest, report_path=report_path)
+    assert_books_converged(source, dest, report_path)
 
 
 @pytest.mark.parametrize("source,dest", PAIRS)
