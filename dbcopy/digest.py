@@ -27,6 +27,9 @@ BUCKET_ROWS = 32
 ROWS_PER_BATCH = 50_000
 # Key ranges one query ORs together; more are selected by bucket number.
 MAX_RANGES = 32
+# Keys-only digests of an integer key use buckets of at most KEY_BITS keys, each key one bit of the
+# bucket's sum: exact, and no text or hash to compute per row.
+KEY_BITS = 32
 # A table of at least SLICED_ROWS rows is digested in SLICES key ranges at once on each side.
 SLICED_ROWS = 100_000
 SLICES = 2
@@ -84,7 +87,7 @@ class TableDigest:
     """
 
     def __init__(self, step, remaps, keys_only=False, bucket_rows=BUCKET_ROWS, source_session=None):
-        self.step, self.remaps, self.bucket_rows = step, remaps, bucket_rows
+        self.step, self.remaps, self.bucket_rows, self.keys_only = step, remaps, bucket_rows, keys_only
         self.source_session = source_session
         self.pk_fields = pk_fields(step.model)
         self.fields = list(self.pk_fields) if keys_only else list(step.fields)
@@ -96,6 +99,7 @@ class TableDigest:
         self.layout = None
         self.row_count = self.low = self.high = None  # the larger side's row count, the keys' bounds (plan_layout)
         self.equal_rows = 0  # source rows the digests proved equal, after delta()
+        self.source_rows = None  # the source's rows as the digests counted them, after delta()
         self.collations = {}  # side -> whether its table's text columns have several collations
 
     # --- how ----------------------------------------------------------------------------------------
@@ -142,7 +146,10 @@ class TableDigest:
         count = max(1, math.ceil(rows / self.bucket_rows))
         if key is not None:
             span = 1 if low is None else int(high) - int(low) + 1
-            self.layout = Layout(key=key, width=max(1, math.ceil(span / count)))
+            width = max(1, math.ceil(span / count))
+            if self.keys_only and width <= 2 * KEY_BITS:
+                width = min(width, KEY_BITS)  # a key's bit, at most twice the buckets
+            self.layout = Layout(key=key, width=width)
         else:
             self.layout = Layout(modulus=count)
         return self.layout
@@ -220,7 +227,8 @@ class TableDigest:
         if batch:
             self._compare_rows(batch, delta)
         # Every source row but those named is the destination's as it is.
-        self.equal_rows = sum(n for n, _ in source_buckets.values()) - len(delta.source_keys)
+        self.source_rows = sum(n for n, _ in source_buckets.values())
+        self.equal_rows = self.source_rows - len(delta.source_keys)
         return delta
 
     def _compare_rows(self, buckets, delta):
@@ -282,6 +290,9 @@ class TableDigest:
         return column
 
     def _row_hash_sql(self, dialect, side):
+        if self.keys_only and self.layout.key is not None and self.layout.width <= KEY_BITS:
+            # Each key of a bucket its own bit: the bucket's sum is its set of keys, exactly.
+            return dialect.key_bit_sql(self._column(dialect, self.layout.key), self.layout.width)
         if self.same_vendor:
             values = [self._value_sql(dialect, side, i) for i in range(len(self.fields))]
             own = dialect.row_hash_sql(values, self.kinds)

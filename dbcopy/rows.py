@@ -13,6 +13,10 @@ from .dialects import dialect_for
 from .exceptions import CopyError, SourceRowError
 from .storage import column_field, column_type_field, is_json, selected, where
 
+# Chunks of keys a sync window reads per page of its (cursor, pk) order: one scan of the table per
+# page where the cursor column has no index.
+WINDOW_KEY_CHUNKS = 50
+
 # What fetching raises when a stored value cannot become the field's Python value: Django's
 # converters (decimal.InvalidOperation is an ArithmeticError; the date parsers raise ValueError)
 # and, as a DatabaseError the dialect recognises, text the driver cannot decode.
@@ -75,10 +79,13 @@ class RowReader:
             last_key = self.key(rows[-1])
 
     def window_chunks(self, size, cursor, since=None):
-        """Yield chunks of rows whose cursor is >= since, paged on the compound key (cursor, pk).
+        """Yield chunks of rows whose cursor is >= since, in (cursor, pk) order; each row carries its
+        cursor value last.
 
-        Each row carries its cursor value last. Paging on (cursor, pk) rather than cursor alone
-        keeps rows that share one timestamp across a chunk boundary.
+        The window's keys are read first, WINDOW_KEY_CHUNKS chunks' worth at a time, paged on the
+        compound key (cursor, pk), which keeps rows that share one timestamp across a page boundary;
+        then the rows, a chunk at a time, by primary key. A cursor column without an index costs a
+        scan of the table per page of keys, not one per chunk of rows.
         """
         qs = self.model._base_manager.using(self.source)
         if since is not None:
@@ -86,19 +93,24 @@ class RowReader:
         else:
             qs = qs.filter(**{f"{cursor}__isnull": False})
         pk_names = [f.attname for f in self.pk_fields]
-        qs = qs.order_by(cursor, *pk_names).values_list(*[selected(f) for f in self.fields], cursor)
+        marks = qs.order_by(cursor, *pk_names).values_list(cursor, *[selected(f) for f in self.pk_fields])
+        page_size = size * WINDOW_KEY_CHUNKS
         last = None
         while True:
-            page = qs
+            page = marks
             if last is not None:
                 stamp, key = last
                 after_key = models.Q(pk__gt=key) if len(key) > 1 else where(self.pk_fields[0], "gt", key[0])
-                page = qs.filter(models.Q(**{f"{cursor}__gt": stamp}) | (models.Q(**{cursor: stamp}) & after_key))
-            rows = self.fetch(self.source, page, size)
-            if not rows:
+                page = marks.filter(models.Q(**{f"{cursor}__gt": stamp}) | (models.Q(**{cursor: stamp}) & after_key))
+            found = list(page[:page_size])  # keys and stamps: the rows' values are checked as they are read
+            for start in range(0, len(found), size):
+                part = [(row[0], tuple(row[1:])) for row in found[start:start + size]]
+                rows = self.rows_at(self.source, [key for _, key in part])
+                # A row gone since its key was read (no snapshot) is left to the deletes.
+                yield [rows[key] + (stamp,) for stamp, key in part if key in rows]
+            if len(found) < page_size:
                 return
-            yield [row[:-1] for row in rows]
-            last = (rows[-1][-1], self.key(rows[-1]))
+            last = (found[-1][0], tuple(found[-1][1:]))
 
     def rows_at(self, alias, keys, translate=None):
         """Return {key: row} for the rows at `alias` with these primary keys, read like the source's.

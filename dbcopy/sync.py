@@ -181,6 +181,7 @@ class SyncStrategy:
     def __init__(self, runner, options):
         self.runner, self.options = runner, options
         self.windows = {}  # step -> the `since` its rows were read from (None: in full)
+        self.newest = {}  # step with a cursor -> the newest cursor value at the destination or in its window
         self.deltas = {}  # step without a cursor -> (its TableDigest, the Delta of its rows)
         self.held_back = {}  # step -> HeldBack rows that wait for the deletes (--deletes only)
         self.cycle_deletes = {}  # constraint group -> {step: rows deleted}, or why the deletes failed
@@ -236,13 +237,20 @@ class SyncStrategy:
         digest = self.deltas.get(step, (None, None))[0]
         if digest is not None:
             result.counts.unchanged += digest.equal_rows  # proven equal by their ranges' digests
+            result.source_rows = digest.source_rows  # counted by the digests, in the source's snapshot
         # Every other row of the table is in: the values the held rows need may be free now. One
         # that a row deleted at the source still holds is free after the deletes.
         if held and not self.write_held_back(step, reader, comparer, held, result, may_wait=self.options.deletes):
             self.held_back[step] = held
         cursor = self.cursor(step)
         if cursor:
-            result.counts.watermark = _watermark(step.model, step.dest, cursor)
+            result.counts.watermark = self.watermark(step)
+
+    def watermark(self, step):
+        """Return the newest cursor value the destination holds now: its newest before the run, or
+        the newest the window brought, every row of which is now at the destination (no second scan
+        of a cursor column that may have no index)."""
+        return self.newest.get(step)
 
     def cursor(self, step):
         if step.model in self.options.full_refresh:
@@ -270,9 +278,12 @@ class SyncStrategy:
             yield from digest.rows("source", reader, delta.source_keys, self.chunk_size)
             return
         if record:
-            mark = _watermark(step.model, step.dest, cursor)
+            mark = self.newest[step] = _watermark(step.model, step.dest, cursor)
             self.windows[step] = None if mark is None else mark - self.options.lookback
-        yield from reader.window_chunks(self.chunk_size, cursor, self.windows[step])
+        for rows in reader.window_chunks(self.chunk_size, cursor, self.windows[step]):
+            if rows and record:  # in cursor order: the last row is the chunk's newest
+                self.newest[step] = max(rows[-1][-1], self.newest[step] or rows[-1][-1])
+            yield [row[:-1] for row in rows]
         if step.model._meta.get_field(cursor).null:
             # A row without a timestamp never enters a window: compare those rows every run.
             yield from reader.chunks(self.chunk_size, extra_filter=models.Q(**{f"{cursor}__isnull": True}))
@@ -475,7 +486,7 @@ class SyncStrategy:
             self.update_deferred(step, parts, list(parts[0].rows_at(step.source, keys).values()))
         cursor = self.cursor(step)
         if cursor:
-            result.counts.watermark = _watermark(step.model, step.dest, cursor)
+            result.counts.watermark = self.watermark(step)
 
     # --- moving unique values out of the way -----------------------------------------------------
 

@@ -133,3 +133,20 @@ def test_a_destination_digested_in_slices_gives_the_same_answers(source, dest, m
     m.Book.objects.using(dest).filter(pk=book.pk).update(title="sliced")
     found, total = digests(source, dest, labels=("copytest.Book",))["copytest.Book"].differences()
     assert total == 1 and found[0].pk == book.pk and found[0].fields == ("title",), found
+
+
+@pytest.mark.parametrize("source,dest", PAIRS)
+def test_key_digests_name_every_key_one_side_lacks(source, dest):
+    # Keys -64..63, four buckets of 32. Bucket 0 spans -31..31 (division truncates), so -1 and 31
+    # share it; {1, 4} against {2, 3} keeps a bucket's count and key sum: only exact key sets tell them apart.
+    keys = set(range(-64, 64)) - {0}  # MariaDB takes no 0 for an AUTO_INCREMENT key
+    for alias, missing in ((source, {31, 2, 3}), (dest, {-1, 1, 4})):
+        m.Tag.objects.using(alias).bulk_create(m.Tag(pk=k, name=f"tag {k}") for k in sorted(keys - missing))
+    plan = build_plan(source, dest, labels=("copytest.Tag",))
+    step = next(s for s in plan.steps if s.model is m.Tag)
+    digest = TableDigest(step, read_remaps(plan), keys_only=True)
+    delta = digest.delta()
+    assert digest.layout.width == digest_module.KEY_BITS
+    assert sorted(k for k, in delta.source_keys) == [-1, 1, 4]
+    assert sorted(k for k, in delta.dest_keys) == [2, 3, 31]
+    assert digest.equal_rows == len(keys) - 3 - 3

@@ -21,6 +21,7 @@ import pytest
 from django.db import connections
 from django.test import override_settings
 
+from dbcopy import rows as rows_module
 from tests import helpers as h
 from tests.copytest import models as m
 
@@ -397,10 +398,13 @@ def test_late_commit_inside_lookback_is_caught_older_one_is_not(source, dest, re
     expect_counts(again, BOOK, unchanged=m.SyncBook.objects.using(source).count())
 
 
+@pytest.mark.parametrize("key_chunks", [1, rows_module.WINDOW_KEY_CHUNKS])
 @pytest.mark.parametrize("source,dest", [h.pair("sqlite_a", "mysql_b"), h.pair("pg_a", "sqlite_b")])
-def test_rows_sharing_a_timestamp_across_chunk_boundaries(source, dest, report_path):
+def test_rows_sharing_a_timestamp_across_chunk_boundaries(source, dest, report_path, key_chunks, monkeypatch):
     """chunk_size=2 and 6-7 rows on one timestamp, pks not in insertion order: keyset paging
-    on (cursor, pk) must see every one of them, on the first run and on an incremental one."""
+    on (cursor, pk) must see every one of them, on the first run and on an incremental one, whether
+    the window's keys are read a page of one chunk at a time or many."""
+    monkeypatch.setattr(rows_module, "WINDOW_KEY_CHUNKS", key_chunks)
     author = m.SyncAuthor.objects.using(source).create(name="only author")
     for pk in (5, 2, 9, 1, 7, 3):
         make_book(source, f"A-{pk}", T0, author=author, pk=pk)

@@ -286,6 +286,11 @@ class Dialect:
         """Return SQL numbering the key's range of `width` integers (truncating division, as every vendor does)."""
         return f"({key} / {int(width)})"
 
+    def key_bit_sql(self, key, width):
+        """Return SQL for 2 ** (key % width + width - 1): within one bucket of truncating division by
+        width (bucket 0 spans 2 * width - 1 keys), a bit of its own per key."""
+        return f"(1 << ({key} %% {int(width)} + {int(width) - 1}))"
+
     def modulo_sql(self, value, modulus):
         # Digest SQL always runs with a parameter list, so a literal % is written %%.
         return f"({value} %% {int(modulus)})"

@@ -193,6 +193,9 @@ class PostgreSQLDialect(Dialect):
     def hash60_sql(self, text):
         return f"('x' || substr(md5({text}), 1, 15))::bit(60)::bigint"
 
+    def key_bit_sql(self, key, width):
+        return f"(1::bigint << ({key} %% {int(width)} + {int(width) - 1})::int)"
+
     def stream_table(self, step, source, on_rows, translations=None):
         """Pipe the source's `COPY (SELECT …) TO STDOUT` into `COPY … FROM STDIN`, no Python per row.
 
