@@ -87,7 +87,8 @@ _CANONICAL = {
     "inet": "{}",
     "uuid": "LOWER(REPLACE(CAST({} AS CHAR), '-', ''))",  # char(32), or MariaDB's own uuid type
     "date": "CAST({} AS CHAR)",
-    "datetime": "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {})",
+    # TO_SECONDS counts from year 0 (62167219200 s before the epoch); cheaper than TIMESTAMPDIFF.
+    "datetime": "(TO_SECONDS({0}) * 1000000 + MICROSECOND({0}) - 62167219200000000)",
     # Not TIME_TO_SEC: MariaDB keeps its fraction, MySQL drops it.
     "time": "(HOUR({0}) * 3600 + MINUTE({0}) * 60 + SECOND({0})) * 1000000 + MICROSECOND({0})",
     "duration": "{}",  # a bigint of microseconds
