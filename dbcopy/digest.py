@@ -100,7 +100,7 @@ class TableDigest:
         self.layout = None
         self.row_count = self.low = self.high = None  # the larger side's row count, the keys' bounds (plan_layout)
         self.equal_rows = 0  # source rows the digests proved equal, after delta()
-        self.source_rows = None  # the source's rows as the digests counted them, after delta()
+        self.source_rows = self.dest_rows = None  # each side's rows as the digests counted them, after delta()
         self.collations = {}  # side -> whether its table's text columns have several collations
 
     # --- how ----------------------------------------------------------------------------------------
@@ -229,6 +229,7 @@ class TableDigest:
             self._compare_rows(batch, delta)
         # Every source row but those named is the destination's as it is.
         self.source_rows = sum(n for n, _ in source_buckets.values())
+        self.dest_rows = sum(n for n, _ in dest_buckets.values())
         self.equal_rows = self.source_rows - len(delta.source_keys)
         return delta
 

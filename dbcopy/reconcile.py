@@ -110,7 +110,9 @@ def _count_step(step, step_result):
         source_rows = step_result.source_rows if step_result and step_result.source_rows is not None else None
         if source_rows is None or step.kind == REMAP:
             source_rows = count(step.model, step.source)
-        dest_rows = count(step.model, step.dest)
+        dest_rows = _counted_dest_rows(step_result)
+        if dest_rows is None:
+            dest_rows = count(step.model, step.dest)
     except DatabaseError as exc:
         return Reconciliation(step.label, step.table, dest, None, None, copied, FAILED,
                               f"cannot count rows: {first_line(exc)}", seconds, **extra)
@@ -139,6 +141,17 @@ def _count_step(step, step_result):
     else:
         reason = f"expected {expected:,}" + (f" ({source_rows:,} copied + {before:,} already there)" if before else "")
     return replace(row, status=status, reason=reason, dest_rows_before=before)
+
+
+def _counted_dest_rows(step_result):
+    """Return the destination's rows as a sync's digest counted them, if the run inserted and deleted
+    nothing since (updates leave the count as it is); else None."""
+    measured = getattr(step_result, "dest_count", None)
+    if measured is None or step_result.counts is None:
+        return None
+    rows, inserted, deleted = measured
+    counts = step_result.counts
+    return rows if (counts.inserted, counts.deleted) == (inserted, deleted) else None
 
 
 def _with_content(row, step, checker):

@@ -36,6 +36,9 @@ class StepResult:
     last_key: tuple | None = None  # the last source key committed at the destination (chunked paths)
     resumed_rows: int = 0  # rows an earlier, interrupted run had already copied (--resume)
     source_rows: int | None = None  # the source's rows as the run read them (its snapshot)
+    # sync: the destination's rows as a digest of this run counted them, with the run's inserts and
+    # deletes at that moment; while those stay the same, no second count is needed.
+    dest_count: tuple | None = None
     blocked_by: str = ""  # label of the failed step this one depends on
 
     @property

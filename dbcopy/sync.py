@@ -183,6 +183,7 @@ class SyncStrategy:
         self.windows = {}  # step -> the `since` its rows were read from (None: in full)
         self.newest = {}  # step with a cursor -> the newest cursor value at the destination or in its window
         self.deltas = {}  # step without a cursor -> (its TableDigest, the Delta of its rows)
+        self.key_digests = {}  # step with a cursor -> the TableDigest of its keys (--deletes / gone rows)
         self.held_back = {}  # step -> HeldBack rows that wait for the deletes (--deletes only)
         self.cycle_deletes = {}  # constraint group -> {step: rows deleted}, or why the deletes failed
 
@@ -229,6 +230,7 @@ class SyncStrategy:
         writer = RowWriter(step, self.runner.remaps, dialect.connection)
         comparer = RowComparer(step, self.runner.remaps, reader)
         held = HeldBack()
+        writes_before = (result.counts.inserted, result.counts.deleted)  # the digests count after these
         for rows in self.source_chunks(step, reader):
             self.upsert(step, reader, writer, comparer, rows, result, held)
             if len(held) > HELD_BACK_LIMIT:
@@ -238,6 +240,7 @@ class SyncStrategy:
         if digest is not None:
             result.counts.unchanged += digest.equal_rows  # proven equal by their ranges' digests
             result.source_rows = digest.source_rows  # counted by the digests, in the source's snapshot
+            self.record_dest_count(digest, result, *writes_before)
         # Every other row of the table is in: the values the held rows need may be free now. One
         # that a row deleted at the source still holds is free after the deletes.
         if held and not self.write_held_back(step, reader, comparer, held, result, may_wait=self.options.deletes):
@@ -617,9 +620,17 @@ class SyncStrategy:
             return
         reader = RowReader(step.model, step.source, pk_fields(step.model))
         gone = self.gone_keys(step, reader, result)
+        if step in self.key_digests:  # digested just now, after every write so far
+            self.record_dest_count(self.key_digests.pop(step), result, result.counts.inserted, result.counts.deleted)
         if gone:
             self.delete_gone_rows(step, reader, gone)
             result.counts.deleted += len(gone)
+
+    def record_dest_count(self, digest, result, inserted, deleted):
+        """Keep the destination's row count a digest took, with the run's inserts and deletes it
+        already includes, so that the reconciliation need not count a table the run left alone again."""
+        if digest.dest_rows is not None:
+            result.dest_count = (digest.dest_rows, inserted, deleted)
 
     def gone_keys(self, step, reader, result):
         """Return the keys of the destination rows to delete; count those that wait for --deletes."""
@@ -658,6 +669,7 @@ class SyncStrategy:
         else:
             digest = TableDigest(step, self.runner.remaps, keys_only=True, source_session=self.source_session())
             delta = digest.delta()
+            self.key_digests[step] = digest
         # Read back through the ORM: the keys come as the destination's driver spells them.
         keys = RowReader(step.model, step.dest, reader.pk_fields)
         yield from digest.rows("dest", keys, delta.dest_keys, self.chunk_size)

@@ -125,3 +125,42 @@ def test_digests_in_slices_join_the_source_snapshot(source, dest, monkeypatch, r
     expect_counts(result, "copytest.SyncChapter", deleted=1)
     assert result.report["consistent"] is True, result.report
     assert_books_equal(source, dest)
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("sqlite_a", "pg_b"), h.pair("pg_a", "mysql_b")])
+def test_the_reconciliation_counts_again_only_tables_the_sync_changed(source, dest, monkeypatch, report_path):
+    """The digests count both sides; a table the sync inserted into or deleted from is counted again."""
+    from dbcopy import reconcile as reconcile_module
+
+    counted = Counter()
+    count = reconcile_module.count
+
+    def counting(model, alias):
+        counted[(alias, model._meta.label)] += 1
+        return count(model, alias)
+
+    monkeypatch.setattr(reconcile_module, "count", counting)
+    seed_books(source, n=30, chapters=3)
+    h.assert_ok(sync(source, dest, deletes=True))
+    counted.clear()
+    h.assert_ok(sync(source, dest, deletes=True, report_json=report_path))
+    assert not [key for key in counted if key[0] == dest], dict(counted)
+
+    m.SyncChapter.objects.using(source).order_by("pk")[3].delete(using=source)
+    m.SyncAuthor.objects.using(source).create(name="new author")
+    m.SyncTag.objects.using(dest).create(name="only at the destination")  # not this run's write
+    counted.clear()
+    changed = sync(source, dest, deletes=True, report_json=report_path)
+    h.assert_ok(changed)
+    expect_counts(changed, "copytest.SyncChapter", deleted=1)
+    expect_counts(changed, "copytest.SyncAuthor", inserted=1)
+    expect_counts(changed, "copytest.SyncTag", deleted=1)
+    assert {(dest, "copytest.SyncChapter"), (dest, "copytest.SyncAuthor"), (dest, "copytest.SyncTag")} <= set(counted)
+    for label in ("copytest.SyncChapter", "copytest.SyncAuthor", "copytest.SyncTag"):
+        entry = changed.entry(label)
+        assert entry["dest_rows"] == entry["source_rows"] == label_count(source, label), entry
+
+
+def label_count(alias, label):
+    model = {"copytest.SyncChapter": m.SyncChapter, "copytest.SyncAuthor": m.SyncAuthor, "copytest.SyncTag": m.SyncTag}[label]
+    return model.objects.using(alias).count()
