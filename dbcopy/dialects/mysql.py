@@ -242,6 +242,28 @@ class MySQLDialect(Dialect):
         template = _FROM_POSTGRESQL.get(internal_type)
         return template and template.format(column)
 
+    def update_rows(self, table, fields, pk_fields, rows):
+        """Update rows by an integer primary key, a batch per statement: the rows as a derived table
+        joined on the key (mysqlclient's executemany sends UPDATEs one at a time, a round trip each).
+
+        Other keys take the statement per row: a text key compared with a derived table's column
+        could meet another collation.
+        """
+        if len(pk_fields) != 1 or len(rows) < 2 or not _is_integer_column(pk_fields[0]):
+            return super().update_rows(table, fields, pk_fields, rows)
+        width = len(fields) + 1
+        names = [self.quote(f"v{i}") for i in range(width)]
+        assignments = ", ".join(f"t.{self.quote(f.column)} = r.{name}" for f, name in zip(fields, names))
+        with self.connection.cursor() as cursor:
+            for batch in self.insert_batches([*fields, *pk_fields], rows):
+                first = "SELECT " + ", ".join(f"%s AS {name}" for name in names)
+                derived = first + (" UNION ALL SELECT " + ", ".join(["%s"] * width)) * (len(batch) - 1)
+                cursor.execute(
+                    f"UPDATE {self.quote(table)} AS t JOIN ({derived}) AS r "
+                    f"ON t.{self.quote(pk_fields[0].column)} = r.{names[-1]} SET {assignments}",
+                    [value for row in batch for value in row],
+                )
+
     def load_data_sql(self, step, path):
         targets, assignments = [], []
         for index, field in enumerate(step.fields):
@@ -601,3 +623,10 @@ class _Rewriter:
         self.sink.write(data)
         self.producer.rows += data.count(b"\n")
         return len(data)
+
+
+def _is_integer_column(field):
+    return column_type_field(field).get_internal_type() in (
+        "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField",
+        "PositiveIntegerField", "PositiveSmallIntegerField", "PositiveBigIntegerField",
+    )
