@@ -77,3 +77,51 @@ class SourceRowError(CopyError):
         in_field = f"field '{field}' " if field else ""
         hint = f" — {fix}" if fix else ""
         DbcopyError.__init__(self, f"Could not read {label}{where} from '{source}': {in_field}{reason}{hint}")
+
+
+class DumpError(DbcopyError):
+    """A dump file cannot be read as written: not a dump, another format version, cut short or damaged
+    (exit status 2)."""
+
+    returncode = 2
+
+
+class NotADump(DumpError):
+    """The file is not a dbcopy dump at all (no zstandard frame, or another program's data)."""
+
+
+class DumpVersionError(DumpError):
+    """The dump was written in a format version this dbcopy does not read."""
+
+
+class DumpTruncated(DumpError):
+    """The dump ends before its trailer; `label` names the model whose rows were cut (None: before any)."""
+
+    def __init__(self, message, label=None, rows=None):
+        self.label, self.rows = label, rows
+        super().__init__(message)
+
+
+class DumpCorrupt(DumpError):
+    """Bytes of the dump changed after it was written (a checksum or a digest does not match)."""
+
+    def __init__(self, message, label=None):
+        self.label = label
+        super().__init__(message)
+
+
+class DumpMismatch(DumpError):
+    """The dump's models do not match the models installed in this project; nothing was written."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("The dump does not fit this project's models:\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+class DumpValueError(DbcopyError):
+    """A value read from the source has no place in a dump column of its kind (exit status 1)."""
+
+    def __init__(self, label, pk, field, reason, fix=""):
+        self.label, self.pk, self.field, self.reason, self.fix = label, pk, field, reason, fix
+        hint = f" — {fix}" if fix else ""
+        super().__init__(f"Could not export {label} pk={pk!r}: field '{field}' {reason}{hint}")

@@ -162,7 +162,7 @@ def relation_target(field):
 # --- building the plan -------------------------------------------------------------------------
 
 
-def _skip_reason(model, source, dest, include_unmanaged):
+def _skip_reason(model, source, dest, include_unmanaged, reading_only=False):
     meta = model._meta
     if meta.proxy:
         return f"proxy model: shares table {meta.db_table} with {model_label(meta.concrete_model)}"
@@ -172,7 +172,7 @@ def _skip_reason(model, source, dest, include_unmanaged):
         return "unmanaged model (Meta.managed = False); pass --include-unmanaged to copy it"
     if not router.allow_migrate_model(dest, model):
         return f"the database router does not allow it on '{dest}'"
-    if same_database(source, dest):
+    if not reading_only and same_database(source, dest):
         return f"its destination '{dest}' is the source database"
     return None
 
@@ -181,15 +181,20 @@ def _destination(model, explicit_dest):
     return explicit_dest or router.db_for_write(model)
 
 
-def build_plan(source, dest=None, labels=(), exclude=(), include_unmanaged=False, count_rows=True):
-    """Return the CopyPlan that copies the selected models from source to dest (or router choices)."""
+def build_plan(source, dest=None, labels=(), exclude=(), include_unmanaged=False, count_rows=True,
+               reading_only=False):
+    """Return the CopyPlan that copies the selected models from source to dest (or router choices).
+
+    reading_only: plan a run that only reads the source (an export, dest = source): every cycle is
+    grouped whatever the vendor, as the run that writes the rows decides how to break it.
+    """
     selected = select_models(labels, exclude)
     remapped = set(remapped_models())
     seeded = set(seeded_models())
     skipped, dest_of = [], {}
     for model in selected:
         model_dest = _destination(model, dest)
-        reason = _skip_reason(model, source, model_dest, include_unmanaged)
+        reason = _skip_reason(model, source, model_dest, include_unmanaged, reading_only)
         if reason:
             skipped.append(Skipped(model_label(model), model._meta.db_table, model_dest, reason))
         else:
@@ -200,7 +205,7 @@ def build_plan(source, dest=None, labels=(), exclude=(), include_unmanaged=False
     remap_dests = _remap_destinations(copied, dest_of, remapped)
     ordering = order_models(
         copied + [m for m in remapped if remap_dests.get(m)],
-        can_defer_constraints=lambda group: _can_defer(group, dest_of),
+        can_defer_constraints=lambda group: reading_only or _can_defer(group, dest_of),
     )
     group_of = {m: i for i, group in enumerate(ordering.constraint_groups) for m in group}
 

@@ -165,6 +165,25 @@ class Report:
                           _num(row.unchanged), row.watermark or "(compared in full)", f"{row.seconds or 0:.2f}")
         self.console.print(table)
 
+    def export_summary(self, result, target, skipped=()):
+        """Print what an export wrote: rows and seconds per model, the models it left out, the totals."""
+        if self.verbosity < 1:
+            return
+        table = Table(title=f"Export to {target}", title_justify="left")
+        for column in ("model", "table", "rows", "seconds", "rows/s"):
+            table.add_column(column, justify="left" if column in ("model", "table") else "right")
+        for model in result.models:
+            rate = model.rows / model.seconds if model.seconds > 0 else 0
+            table.add_row(model.label, model.table, _num(model.rows), f"{model.seconds:.2f}", f"{rate:,.0f}")
+        self.console.print(table)
+        for left_out in skipped:
+            self.say(f"[yellow]skipped[/] {left_out.label}: {left_out.reason}")
+        if result.consistency is not None:
+            self.say(f"Source snapshot: {result.consistency.describe()}")
+        rate = result.rows / result.seconds if result.seconds > 0 else 0
+        self.say(f"[green]Exported {result.rows:,} rows of {len(result.models)} models[/] to {target}: "
+                 f"{result.bytes_written:,} bytes in {result.seconds:.2f} s ({rate:,.0f} rows/s).")
+
     def write_json(self, path, command, source, rows, result=None):
         document = {
             "command": command,

@@ -1,8 +1,9 @@
-"""`manage.py dbcopy plan|copy|compare|sync`: parse options, confirm, call the library, map outcome → exit."""
+"""`manage.py dbcopy plan|copy|compare|sync|export`: parse options, confirm, call the library, map outcome → exit."""
 
 import logging
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from ...aliases import describe, is_url_alias, mask_url, resolve_alias, same_dat
 from ...content import DEFAULT_SHOWN, DIFFERS, ContentChecker, digest_methods
 from ...diagnose import first_line
 from ...engine import WRITERS, run_plan
-from ...exceptions import ConfigError, DbcopyError
+from ...exceptions import ConfigError, DbcopyError, Interrupted
+from ...export import build_export_plan, check_output_path, export_plan, written_atomically
 from ...identity import open_databases
 from ...plan import COPY, REPLACE, build_plan, select_models
 from ...preflight import preflight
@@ -24,17 +26,20 @@ from ...results import Status
 from ...runner import describe_consistency, destination_locks
 from ...sync import DEFAULT_LOOKBACK, SyncOptions, cursor_fields, cursor_only, parse_lookback, run_sync
 
-SUBCOMMANDS = ("plan", "copy", "compare", "sync")
+SUBCOMMANDS = ("plan", "copy", "compare", "sync", "export")
 COPY_ONLY = ("truncate", "append", "writer", "resume")
 SYNC_ONLY = ("since_field", "lookback", "deletes", "cursor_only", "full_refresh")
 # Which subcommands take which options; `plan` takes them all, to show the run they describe.
 OPTION_SCOPES = (
     (COPY_ONLY, ("copy", "plan")),
     (SYNC_ONLY, ("sync", "plan")),
-    (("chunk_size", "jobs", "retries"), ("copy", "sync", "plan")),
+    (("chunk_size",), ("copy", "sync", "plan", "export")),
+    (("jobs", "retries"), ("copy", "sync", "plan")),
     (("checksum",), ("compare", "plan")),
     (("verify",), ("copy", "plan")),
     (("show_diffs",), ("compare", "copy")),
+    (("dest", "report_json"), ("plan", "copy", "compare", "sync")),
+    (("output",), ("export",)),
 )
 
 
@@ -54,7 +59,7 @@ class Command(BaseCommand):
         return parser
 
     def add_arguments(self, parser):
-        parser.add_argument("subcommand", choices=SUBCOMMANDS, help="plan: show the steps; copy: run them; compare: count both sides (--checksum: digest their content)")
+        parser.add_argument("subcommand", choices=SUBCOMMANDS, help="plan: show the steps; copy: run them; compare: count both sides (--checksum: digest their content); export: write the source's rows to a dump file (-o)")
         parser.add_argument("labels", nargs="*", metavar="LABEL", help="app_label or app_label.ModelName; none means every model")
         parser.add_argument("--source", help="alias of settings.DATABASES or a database URL to read from")
         parser.add_argument("--dest", help="alias or URL to write to; default: router.db_for_write(model) per model")
@@ -80,6 +85,7 @@ class Command(BaseCommand):
         content.add_argument("--verify", action="store_true", help="(copy) run compare --checksum on the copied tables right after the copy")
         content.add_argument("--show-diffs", type=int, metavar="N", help=f"name the first N differing rows per model (default {DEFAULT_SHOWN}; 0: count them only); with --checksum or --verify")
         parser.add_argument("--report-json", metavar="PATH", help="write the reconciliation as JSON to PATH")
+        parser.add_argument("-o", "--output", metavar="PATH", help="(export) the dump file to write, '-' for standard output; written under a temporary name and renamed when complete")
         parser.add_argument("--include-unmanaged", action="store_true", help="copy models with Meta.managed = False too")
 
     def handle(self, subcommand, labels, **options):
@@ -102,6 +108,8 @@ class Command(BaseCommand):
     def run(self, subcommand, labels, options):
         options["_labels"] = tuple(labels)  # for the --resume command line
         self.check_options(subcommand, options)
+        if subcommand == "export":
+            return self.export(labels, options)
         plan = self.build(subcommand, labels, options)
         sync_options = None
         if subcommand == "sync" or (subcommand == "plan" and any(options.get(o) for o in SYNC_ONLY)):
@@ -129,6 +137,54 @@ class Command(BaseCommand):
         if subcommand == "sync":
             self.report.sync_summary(rows)
         self.finish(subcommand, plan, rows, options, result)
+
+    def export(self, labels, options):
+        """Write the selected models' rows to -o PATH (or standard output) as a dump file."""
+        output = options["output"]
+        if not output:
+            raise ConfigError("export needs -o PATH, or -o - to write the dump to standard output")
+        if output == "-":
+            stdout = self.binary_stdout()
+            # Standard output carries the dump alone: every message goes to standard error.
+            self.report = Report(self.stderr, self.stderr, options["verbosity"], options.get("no_color", False))
+        else:
+            check_output_path(output)
+        source, _ = self.connect("export", options)
+        plan = build_export_plan(source, labels, options["exclude"], options["include_unmanaged"])
+        target = "standard output" if output == "-" else output
+        self.report.warnings(plan.warnings)
+        self.report.say(f"Exporting {len(plan.steps)} tables from {describe(source)} to {target}…")
+        on_progress = self.export_progress if options["verbosity"] >= 2 else None
+        try:
+            if output == "-":
+                result = export_plan(plan, stdout, options["chunk_size"], on_progress)
+            else:
+                with written_atomically(output) as stream:
+                    result = export_plan(plan, stream, options["chunk_size"], on_progress)
+        except Interrupted as exc:
+            kept = "the dump on standard output lacks its trailer" if output == "-" else f"nothing was written to {output}"
+            raise CommandError(f"Export interrupted by {signal.Signals(exc.signum).name}: {kept}",
+                               returncode=exc.returncode) from None
+        except BrokenPipeError:
+            _silence_stdout()
+            raise CommandError("Export stopped: the program reading standard output closed it", returncode=1) from None
+        self.report.export_summary(result, target, plan.skipped)
+
+    def binary_stdout(self):
+        """Return the binary stream under standard output, refusing a terminal."""
+        if self.stdout.isatty():
+            raise ConfigError("-o -: standard output is a terminal, and a dump is binary; redirect it "
+                              "(`… -o - > data.dbcopy`, `… -o - | ssh host …`) or give -o PATH")
+        buffer = getattr(self.stdout, "buffer", None)  # OutputWrapper passes attributes through
+        if buffer is None:
+            raise ConfigError("-o -: this standard output takes text only; give -o PATH")
+        self.stdout.flush()
+        return buffer
+
+    def export_progress(self, event, step, **data):
+        if event == "finish":
+            done = data["result"]
+            self.report.say(f"exported {done.label}: {done.rows:,} rows in {done.seconds:.2f} s", level=2)
 
     def check_options(self, subcommand, options):
         """Refuse, before connecting anywhere, what would only fail after the copy."""
@@ -175,6 +231,11 @@ class Command(BaseCommand):
             )
 
     def build(self, subcommand, labels, options):
+        source, dest = self.connect(subcommand, options)
+        return build_plan(source, dest, labels, options["exclude"], options["include_unmanaged"])
+
+    def connect(self, subcommand, options):
+        """Refuse options the subcommand does not take; return the (source, dest) aliases, reachable."""
         for names, allowed in OPTION_SCOPES:
             for option in names:
                 if subcommand not in allowed and options.get(option):
@@ -192,7 +253,7 @@ class Command(BaseCommand):
         # Before planning counts rows: an unreachable server or a missing SQLite file is a clean
         # error, and a destination that is the source in another spelling is refused.
         open_databases(source, dest, connect_timeout=timeout)
-        return build_plan(source, dest, labels, options["exclude"], options["include_unmanaged"])
+        return source, dest
 
     def sync_setup(self, plan, options):
         """Return the plan a sync runs (restricted by --cursor-only) and its SyncOptions."""
@@ -301,3 +362,10 @@ def resume_command(subcommand, plan, options):
     if subcommand == "copy":
         words.append("--resume")
     return " ".join([program, *map(shlex.quote, words)])
+
+
+def _silence_stdout():
+    """Point standard output at /dev/null, so that Python's flush at exit meets no closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
