@@ -75,6 +75,11 @@ def register_url(url, alias):
     return alias
 
 
+def describe_as(alias, text):
+    """Describe the alias as `text` in messages and reports (an alias standing for something else)."""
+    _displays[alias] = text
+
+
 def is_url_alias(alias):
     """Return whether the alias was registered at run time from a database URL."""
     return alias in _displays

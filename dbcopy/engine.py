@@ -46,11 +46,47 @@ def source_chunks(alias, chunks):
         yield rows
 
 
-class CopyStrategy:
-    """Move one table's rows into the destination: stream it, or insert keyset chunks."""
+class DatabaseRows:
+    """Where the copy strategy reads a table's rows: the source database (an import reads a dump)."""
 
-    def __init__(self, runner, writer="fast"):
+    can_stream = True  # the dialects' database-to-database streams may take the table
+
+    def count(self, step):
+        return step.model._base_manager.using(step.source).count()
+
+    def key_at(self, step, position):
+        """Return the source's primary key at `position` (0-based) in key order: one OFFSET, once."""
+        reader = RowReader(step.model, step.source, pk_fields(step.model))
+        return tuple(reader.queryset().values_list(*reader.key_columns())[position:position + 1].get())
+
+    def chunks(self, step, reader, size, start_after=None):
+        return source_chunks(step.source, reader.chunks(size, start_after=start_after))
+
+    def finish(self, step):
+        """Return the rows the source held, where reading them told (None: as counted at the start)."""
+        return None
+
+    def deferred_chunks(self, step, reader, fields, size):
+        """Yield chunks of (key..., fields) of the source rows that hold a value in one of the fields."""
+        any_set = models.Q()
+        for field in fields:
+            any_set |= models.Q(**{f"{field.attname}__isnull": False})
+        yield from source_chunks(step.source, reader.chunks(size, extra_filter=any_set))
+
+    def deferred_counts(self, step):
+        """Return {attname: source rows holding a value} of the deferred FKs, where reading told."""
+        return None
+
+
+class CopyStrategy:
+    """Move one table's rows into the destination: stream it, or insert keyset chunks.
+
+    rows: where the rows come from (DatabaseRows: the source; importer.DumpRows: a dump file).
+    """
+
+    def __init__(self, runner, writer="fast", rows=None):
         self.runner, self.writer = runner, writer
+        self.rows = rows or DatabaseRows()
 
     @property
     def chunk_size(self):
@@ -63,16 +99,24 @@ class CopyStrategy:
         if not result.method:  # the first attempt: look at the destination once
             if not self.start(step, result):
                 return
-        if result.last_key is None and self.writer == "fast" and self.stream(step, result):
+        if result.last_key is None and self.writer == "fast" and self.rows.can_stream and self.stream(step, result):
             result.method = "stream"
             return
         result.method = self.writer
         self.copy_chunks(step, result)
+        self.finish_reading(step, result)
+
+    def finish_reading(self, step, result):
+        """Take the source's row count (and its deferred FK counts) from the reading, where it tells."""
+        read = self.rows.finish(step)
+        if read is not None:
+            result.source_rows = read
+        result.source_deferred = self.rows.deferred_counts(step)
 
     def start(self, step, result):
         """Prepare the table; return False if there is nothing left to copy (--resume of a finished table)."""
         result.method = self.writer
-        result.source_rows = step.model._base_manager.using(step.source).count()
+        result.source_rows = self.rows.count(step)
         dest_rows = step.model._base_manager.using(step.dest).count()
         if self.runner.resume and dest_rows:
             return self.resume_from(step, result, dest_rows)
@@ -87,11 +131,12 @@ class CopyStrategy:
         result.resumed_rows = dest_rows
         if dest_rows >= result.source_rows:
             result.method = "resumed"
+            self.finish_reading(step, result)
             return False
         reader = RowReader(step.model, step.source, pk_fields(step.model))
         # The destination holds the first `dest_rows` keys in the source's order (chunks commit in
-        # order), so the last of them is the source's key at that position: one OFFSET, once.
-        boundary = reader.queryset().values_list(*reader.key_columns())[dest_rows - 1:dest_rows].get()
+        # order), so the last of them is the source's key at that position.
+        boundary = self.rows.key_at(step, dest_rows - 1)
         if not reader.rows_at(step.dest, [boundary], self.runner.remaps.keys(step).to_dest):
             raise CopyError(
                 step.label, step.dest,
@@ -109,7 +154,7 @@ class CopyStrategy:
         reader = RowReader(step.model, step.source, step.fields)
         dialect = runner.dialect(step.dest)
         writer = RowWriter(step, runner.remaps, dialect.connection, for_compiler=self.writer == "bulk_create")
-        for rows in source_chunks(step.source, reader.chunks(self.chunk_size, start_after=result.last_key)):
+        for rows in self.rows.chunks(step, reader, self.chunk_size, start_after=result.last_key):
             prepared = writer.prepare(rows, reader.pk_value)
             try:
                 with transaction.atomic(using=step.dest):
@@ -190,15 +235,12 @@ class CopyStrategy:
         if not fields:
             return
         reader = RowReader(step.model, step.source, pk_fields(step.model) + fields)
-        any_set = models.Q()
-        for field in fields:
-            any_set |= models.Q(**{f"{field.attname}__isnull": False})
         manager = step.model._base_manager.db_manager(step.dest)
         translators = [runner.remaps.translator(step, f) or (lambda v: v) for f in fields]
         width = len(reader.pk_fields)
         dest_key = runner.remaps.keys(step).to_dest  # a primary key that is a content type id differs there
         batch_size = _update_batch_size(step.dest, len(fields))
-        for rows in source_chunks(step.source, reader.chunks(self.chunk_size, extra_filter=any_set)):
+        for rows in self.rows.deferred_chunks(step, reader, fields, self.chunk_size):
             for batch in batches(rows, batch_size):
                 at_dest = [(dest_key(reader.key(row)), row) for row in batch]
                 at_dest = [(key, row) for key, row in at_dest if key is not None]

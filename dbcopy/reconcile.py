@@ -125,7 +125,7 @@ def _count_step(step, step_result):
             status = OK if not missing else MISMATCH
             reason = "matched by natural key; ids translated" if not missing else f"{missing} source rows have no match"
             return replace(row, status=status, reason=reason)
-        unset = _unset_deferred_references(step) if dest_rows == source_rows else ""
+        unset = _unset_deferred_references(step, step_result) if dest_rows == source_rows else ""
     except DatabaseError as exc:
         return replace(row, status=FAILED, reason=f"cannot compare: {first_line(exc)}")
     # After --append the rows already there count too; a sync makes the table equal the source's.
@@ -175,15 +175,18 @@ def _joined(*reasons):
     return "; ".join(r for r in reasons if r)
 
 
-def _unset_deferred_references(step):
+def _unset_deferred_references(step, step_result=None):
     """Say which cycle-breaking FKs are still NULL at the destination where the source has a value.
 
     Matching counts prove nothing here: an interrupted or failed copy leaves these columns NULL.
     """
     problems = []
+    counted = getattr(step_result, "source_deferred", None) or {}
     for field in step.deferred_fields:
         filled = {f"{field.attname}__isnull": False}
-        at_source = step.model._base_manager.using(step.source).filter(**filled).count()
+        at_source = counted.get(field.attname)
+        if at_source is None:
+            at_source = step.model._base_manager.using(step.source).filter(**filled).count()
         at_dest = step.model._base_manager.using(step.dest).filter(**filled).count()
         if at_dest < at_source:
             problems.append(f"{at_source - at_dest:,} rows have no {field.name} yet")

@@ -39,6 +39,9 @@ class StepResult:
     # sync: the destination's rows as a digest of this run counted them, with the run's inserts and
     # deletes at that moment; while those stay the same, no second count is needed.
     dest_count: tuple | None = None
+    # {attname: source rows holding a value} of the deferred FKs, where the reading counted them (an
+    # import: its stand-in source holds no rows to count); None: count them at the source.
+    source_deferred: dict | None = None
     blocked_by: str = ""  # label of the failed step this one depends on
 
     @property

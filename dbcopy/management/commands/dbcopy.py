@@ -1,4 +1,4 @@
-"""`manage.py dbcopy plan|copy|compare|sync|export`: parse options, confirm, call the library, map outcome → exit."""
+"""`manage.py dbcopy plan|copy|compare|sync|export|import`: parse options, confirm, call the library, map outcome → exit."""
 
 import logging
 import os
@@ -15,8 +15,10 @@ from ...aliases import describe, is_url_alias, mask_url, resolve_alias, same_dat
 from ...content import DEFAULT_SHOWN, DIFFERS, ContentChecker, digest_methods
 from ...diagnose import first_line
 from ...engine import WRITERS, run_plan
-from ...exceptions import ConfigError, DbcopyError, Interrupted
+from ...exceptions import ConfigError, DbcopyError, DumpError, DumpMismatch, Interrupted
 from ...export import build_export_plan, check_output_path, export_plan, written_atomically
+from ...importer import (DumpFeed, DumpRows, build_import_plan, dump_consistency, open_dump, run_import,
+                         shadow_source, use_tz_problem, verify_before_writing)
 from ...identity import open_databases
 from ...plan import COPY, REPLACE, build_plan, select_models
 from ...preflight import preflight
@@ -26,19 +28,20 @@ from ...results import Status
 from ...runner import describe_consistency, destination_locks
 from ...sync import DEFAULT_LOOKBACK, SyncOptions, cursor_fields, cursor_only, parse_lookback, run_sync
 
-SUBCOMMANDS = ("plan", "copy", "compare", "sync", "export")
+SUBCOMMANDS = ("plan", "copy", "compare", "sync", "export", "import")
 COPY_ONLY = ("truncate", "append", "writer", "resume")
 SYNC_ONLY = ("since_field", "lookback", "deletes", "cursor_only", "full_refresh")
 # Which subcommands take which options; `plan` takes them all, to show the run they describe.
 OPTION_SCOPES = (
-    (COPY_ONLY, ("copy", "plan")),
+    (COPY_ONLY, ("copy", "plan", "import")),
     (SYNC_ONLY, ("sync", "plan")),
-    (("chunk_size",), ("copy", "sync", "plan", "export")),
-    (("jobs", "retries"), ("copy", "sync", "plan")),
+    (("chunk_size", "retries"), ("copy", "sync", "plan", "export", "import")),
+    (("jobs",), ("copy", "sync", "plan")),
     (("checksum",), ("compare", "plan")),
     (("verify",), ("copy", "plan")),
     (("show_diffs",), ("compare", "copy")),
-    (("dest", "report_json"), ("plan", "copy", "compare", "sync")),
+    (("dest", "report_json"), ("plan", "copy", "compare", "sync", "import")),
+    (("source",), ("plan", "copy", "compare", "sync", "export")),
     (("output",), ("export",)),
 )
 
@@ -59,7 +62,7 @@ class Command(BaseCommand):
         return parser
 
     def add_arguments(self, parser):
-        parser.add_argument("subcommand", choices=SUBCOMMANDS, help="plan: show the steps; copy: run them; compare: count both sides (--checksum: digest their content); export: write the source's rows to a dump file (-o)")
+        parser.add_argument("subcommand", choices=SUBCOMMANDS, help="plan: show the steps; copy: run them; compare: count both sides (--checksum: digest their content); export: write the source's rows to a dump file (-o); import PATH: write a dump's rows into --dest")
         parser.add_argument("labels", nargs="*", metavar="LABEL", help="app_label or app_label.ModelName; none means every model")
         parser.add_argument("--source", help="alias of settings.DATABASES or a database URL to read from")
         parser.add_argument("--dest", help="alias or URL to write to; default: router.db_for_write(model) per model")
@@ -110,6 +113,8 @@ class Command(BaseCommand):
         self.check_options(subcommand, options)
         if subcommand == "export":
             return self.export(labels, options)
+        if subcommand == "import":
+            return self.import_dump(labels, options)
         plan = self.build(subcommand, labels, options)
         sync_options = None
         if subcommand == "sync" or (subcommand == "plan" and any(options.get(o) for o in SYNC_ONLY)):
@@ -169,6 +174,54 @@ class Command(BaseCommand):
             _silence_stdout()
             raise CommandError("Export stopped: the program reading standard output closed it", returncode=1) from None
         self.report.export_summary(result, target, plan.skipped)
+
+    def import_dump(self, labels, options):
+        """Write the rows of the dump file labels[0] (- for standard input) into the destination."""
+        if not labels:
+            raise ConfigError("import needs the dump to read: `dbcopy import PATH --dest ALIAS` (- for standard input)")
+        path, labels = labels[0], labels[1:]
+        if path == "-" and options["truncate"] and options["interactive"]:
+            raise ConfigError("--truncate asks for confirmation, but standard input carries the dump: "
+                              "pass --no-input to confirm in advance")
+        self.report.say(f"Verifying {path} before writing anything…" if path != "-" else "", level=2)
+        verify_before_writing(path)
+        with open_dump(path) as reader:
+            header = reader.header
+            problem = use_tz_problem(header)
+            if problem:
+                raise DumpMismatch([problem])
+            _, dest = self.connect("import", options)
+            with shadow_source(header, reader.name) as source:
+                plan = build_import_plan(header, source, dest, labels, options["exclude"], options["include_unmanaged"])
+                feed = DumpFeed(reader, [step.label for step in plan.steps])
+                with destination_locks(plan):
+                    require_empty = not (options["truncate"] or options["append"] or options["resume"])
+                    preflight(plan, require_empty=require_empty, truncate=options["truncate"])
+                    if options["verbosity"] >= 3:
+                        self.show_sql(plan)
+                    self.report.warnings(plan.warnings)
+                    if options["truncate"]:
+                        self.confirm(plan, options["interactive"])
+                    result = self.run_import_steps(plan, feed, header, options)
+                rows = reconcile(plan, result)
+            self.finish("import", plan, rows, options, result)
+
+    def run_import_steps(self, plan, feed, header, options):
+        """Run the import with a progress display; then read the rest of the dump, its trailer included."""
+        self.report.say(f"Importing {len(plan.steps)} tables from {describe(plan.source)}…")
+        with self.report.progress() as on_progress:
+            result = run_import(
+                plan, DumpRows(feed, header), chunk_size=options["chunk_size"], truncate=options["truncate"],
+                on_progress=on_progress, writer=options["writer"] or "fast", resume=options["resume"],
+                retries=3 if options["retries"] is None else options["retries"], debug=options.get("traceback", False),
+            )
+        result.consistency = dump_consistency(header)
+        if not result.interrupted and feed.broken is None:
+            try:
+                feed.finish()  # standard input was not verified up front: its end is checked now
+            except DumpError as exc:
+                result.problems.append(f"the rows written are as the dump holds them, but {exc}")
+        return result
 
     def binary_stdout(self):
         """Return the binary stream under standard output, refusing a terminal."""
@@ -248,8 +301,12 @@ class Command(BaseCommand):
         timeout = options.get("connect_timeout")
         if timeout is not None and timeout < 1:
             raise ConfigError("--connect-timeout must be at least 1 second")
-        source = resolve_alias(options["source"], "source")
         dest = resolve_alias(options["dest"], "dest") if options["dest"] else None
+        if subcommand == "import":  # the dump is the source
+            if dest:
+                open_databases(dest, connect_timeout=timeout)
+            return None, dest
+        source = resolve_alias(options["source"], "source")
         # Before planning counts rows: an unreachable server or a missing SQLite file is a clean
         # error, and a destination that is the source in another spelling is refused.
         open_databases(source, dest, connect_timeout=timeout)
@@ -359,7 +416,7 @@ def resume_command(subcommand, plan, options):
         words += ["--full-refresh", *options["full_refresh"]]
     if options.get("settings"):
         words.append(f"--settings={options['settings']}")
-    if subcommand == "copy":
+    if subcommand in ("copy", "import"):
         words.append("--resume")
     return " ".join([program, *map(shlex.quote, words)])
 
