@@ -181,9 +181,11 @@ class PostgreSQLDialect(Dialect):
     def row_hash_sql(self, columns, kinds):
         # Each column hashed by its type's own hash function (PostgreSQL 14+): no text is built, three
         # times faster than an MD5 of the row's text. A type of its own may have no hash function.
+        # hash_record_extended combines its columns' hashes linearly (h * 31 + next), so a range's sum
+        # would not change when rows swap values: the row's hash is hashed again, which mixes.
         if self.connection.pg_version < 140000 or "other" in kinds:
             return None
-        return f"hash_record_extended(ROW({', '.join(columns)}), 0)"
+        return f"hashint8extended(hash_record_extended(ROW({', '.join(columns)}), 0), 0)"
 
     def row_text_sql(self, columns):
         # A row value's text: every type's own output function, NULL as an empty field, quoted where
