@@ -191,7 +191,9 @@ def _unset_deferred_references(step, step_result=None):
         if at_dest < at_source:
             problems.append(f"{at_source - at_dest:,} rows have no {field.name} yet")
     if problems:
-        return "; ".join(problems) + " (the pass that sets it did not finish: run `dbcopy copy --resume`)"
+        again = "import THE_DUMP --resume" if step_result is not None and step_result.source_deferred is not None \
+            else "copy --resume"
+        return "; ".join(problems) + f" (the pass that sets it did not finish: run `dbcopy {again}`)"
     return ""
 
 

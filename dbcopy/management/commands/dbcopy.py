@@ -17,8 +17,8 @@ from ...diagnose import first_line
 from ...engine import WRITERS, run_plan
 from ...exceptions import ConfigError, DbcopyError, DumpError, DumpMismatch, Interrupted
 from ...export import build_export_plan, check_output_path, export_plan, written_atomically
-from ...importer import (DumpFeed, DumpRows, build_import_plan, dump_consistency, open_dump, run_import,
-                         shadow_source, use_tz_problem, verify_before_writing)
+from ...importer import (DumpFeed, DumpRows, build_import_plan, describe_dump, describe_stop, dump_consistency,
+                         open_dump, run_import, shadow_source, use_tz_problem, verify_before_writing)
 from ...identity import open_databases
 from ...plan import COPY, REPLACE, build_plan, select_models
 from ...preflight import preflight
@@ -100,7 +100,8 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             raise CommandError(
                 "Stopped at once by a second interrupt; the database rolled back the statement in progress. "
-                "Run `dbcopy compare` to see what arrived, and `dbcopy copy --resume` to continue a copy.",
+                "Run `dbcopy compare` to see what arrived, and `dbcopy copy --resume` to continue a copy "
+                "(`dbcopy import THE_DUMP --resume` an import).",
                 returncode=130,
             ) from None
         except DatabaseError as exc:
@@ -180,19 +181,31 @@ class Command(BaseCommand):
         if not labels:
             raise ConfigError("import needs the dump to read: `dbcopy import PATH --dest ALIAS` (- for standard input)")
         path, labels = labels[0], labels[1:]
+        if path == "-" and _has_terminal():
+            raise ConfigError("import -: standard input is a terminal, not a dump; pipe the dump in "
+                              "(`… dbcopy export -o - | … dbcopy import - …`) or give the dump file's PATH")
         if path == "-" and options["truncate"] and options["interactive"]:
             raise ConfigError("--truncate asks for confirmation, but standard input carries the dump: "
                               "pass --no-input to confirm in advance")
-        self.report.say(f"Verifying {path} before writing anything…" if path != "-" else "", level=2)
-        verify_before_writing(path)
+        if options["truncate"] and options["interactive"] and not _has_terminal():
+            raise ConfigError("--truncate asks for confirmation, but there is no terminal to answer on: "
+                              "pass --no-input to confirm in advance")
+        _, dest = self.connect("import", options)  # refuses the options import does not take, before any reading
+        counts = None
+        if path != "-":
+            self.report.say(f"Verifying {path} before writing anything…", level=2)
+            try:
+                counts = verify_before_writing(path)
+            except KeyboardInterrupt:
+                raise CommandError(f"Interrupted while verifying {path}: nothing was written", returncode=130) from None
         with open_dump(path) as reader:
             header = reader.header
             problem = use_tz_problem(header)
             if problem:
                 raise DumpMismatch([problem])
-            _, dest = self.connect("import", options)
-            with shadow_source(header, reader.name) as source:
-                plan = build_import_plan(header, source, dest, labels, options["exclude"], options["include_unmanaged"])
+            with shadow_source(header, describe_dump(path)) as source:
+                plan = build_import_plan(header, source, dest, labels, options["exclude"], options["include_unmanaged"],
+                                         counts)
                 feed = DumpFeed(reader, [step.label for step in plan.steps])
                 with destination_locks(plan):
                     require_empty = not (options["truncate"] or options["append"] or options["resume"])
@@ -202,12 +215,22 @@ class Command(BaseCommand):
                     self.report.warnings(plan.warnings)
                     if options["truncate"]:
                         self.confirm(plan, options["interactive"])
-                    result = self.run_import_steps(plan, feed, header, options)
+                    result = self.run_import_steps(plan, feed, header, options, check_end=path == "-")
                 rows = reconcile(plan, result)
+        try:
             self.finish("import", plan, rows, options, result)
+        except CommandError:
+            if feed.broken is None or result.interrupted:
+                raise
+            # The dump broke mid-stream: say what was written and how to finish, not only which table failed.
+            again = resume_command("import", plan, options)
+            whole = "the whole dump on standard input" if path == "-" else "a complete copy of the dump"
+            raise CommandError(f"{describe_stop(feed, result)}. To finish, run with {whole}: {again}",
+                               returncode=1) from None
 
-    def run_import_steps(self, plan, feed, header, options):
-        """Run the import with a progress display; then read the rest of the dump, its trailer included."""
+    def run_import_steps(self, plan, feed, header, options, check_end):
+        """Run the import with a progress display; with check_end (standard input, not verified up front),
+        then read the rest of the dump, its trailer included."""
         self.report.say(f"Importing {len(plan.steps)} tables from {describe(plan.source)}…")
         with self.report.progress() as on_progress:
             result = run_import(
@@ -216,9 +239,9 @@ class Command(BaseCommand):
                 retries=3 if options["retries"] is None else options["retries"], debug=options.get("traceback", False),
             )
         result.consistency = dump_consistency(header)
-        if not result.interrupted and feed.broken is None:
+        if check_end and not result.interrupted and feed.broken is None:
             try:
-                feed.finish()  # standard input was not verified up front: its end is checked now
+                feed.finish()
             except DumpError as exc:
                 result.problems.append(f"the rows written are as the dump holds them, but {exc}")
         return result
