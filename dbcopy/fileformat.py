@@ -651,37 +651,43 @@ class Section:
                 yield rows
 
     def read_to_end(self):
-        """Read (and verify) what is left of the section without keeping it."""
-        for _ in self.chunks():
-            pass
+        """Read (and verify) what is left of the section without keeping it: digests and counts, the
+        values left undecoded (a chunk that matches its digest holds what the export wrote)."""
+        while not self.done:
+            self._next_chunk(decode=False)
 
     def _place(self):
         planned = self.model_header.get("rows")
         of = f" (the header planned {planned:,})" if isinstance(planned, int) else ""
         return _Place(f"inside the rows of {self.label}, after {self.rows:,} rows{of}", "", self.label, self.rows)
 
-    def _next_chunk(self):
+    def _next_chunk(self, decode=True):
         """Return the next chunk's rows, or None after reading the model's end record."""
         place = self._place()
         record = self.reader._next(place)
         if isinstance(record, list) and len(record) == 4 and record[:2] == ["R", self.index]:
-            return self._rows(record[2], record[3], place)
+            return self._rows(record[2], record[3], place, decode)
         if isinstance(record, list) and len(record) == 4 and record[:2] == ["E", self.index]:
             self._end(record[2], record[3], place)
             return None
         raise self.reader._damaged(place, f"found {_shown(record)} where rows of {self.label} belong")
 
-    def _rows(self, payload, digest, place):
+    def _rows(self, payload, digest, place, decode=True):
         if not isinstance(payload, bytes) or digest != _digest(payload):
             raise self.reader._damaged(place, "a chunk of its rows does not match its digest")
         self.digest.update(digest)
         try:
             rows = msgpack.unpackb(payload, raw=False, strict_map_key=False)
-            decoded = self._decoded(rows)
+            decoded = self._decoded(rows) if decode else self._counted(rows)
         except (ValueError, TypeError, OverflowError, ArithmeticError, msgpack.UnpackException) as exc:
             raise self.reader._damaged(place, f"a chunk of its rows cannot be decoded ({exc})") from None
         self.rows += len(decoded)
         return decoded
+
+    def _counted(self, rows):
+        if not isinstance(rows, list):
+            raise ValueError("a chunk is not a list of rows")
+        return rows
 
     def _decoded(self, rows):
         if not isinstance(rows, list):
