@@ -4,6 +4,7 @@ run.py (the copy methods) and sync_bench.py (the sync) time their commands the s
 its own subprocess from the repository root, timed with a monotonic clock, its peak RSS from os.wait4.
 """
 
+import datetime
 import os
 import shlex
 import subprocess
@@ -66,3 +67,12 @@ def log_tail(log_path, lines=15):
     print(f"  last lines of {log_path.relative_to(REPO_DIR)}:")
     for line in log_path.read_text(errors="replace").splitlines()[-lines:]:
         print("    " + line)
+
+
+def stamp_check(copied, source):
+    """Say whether the identifiers' extreme timestamps arrived as stored, lost their microseconds, or changed."""
+    if copied == source:
+        return "kept"
+    if None not in copied and all(abs(c - s) < datetime.timedelta(milliseconds=1) for c, s in zip(copied, source)):
+        return "µs lost"
+    return "re-stamped"

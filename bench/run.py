@@ -3,6 +3,7 @@
 
     make bench                                            # .venv/bin/python bench/run.py
     SCALE=1 METHODS=dbcopy-fast,raw-copy TARGETS=pg .venv/bin/python bench/run.py
+    SCALE=0.1 METHODS=dbcopy-fast,export-import .venv/bin/python bench/run.py
     .venv/bin/python bench/run.py --scale 0.05 --methods dumpdata,dbcopy-fast --repeat 3
 
 Builds a persistent-identifier registry on PostgreSQL (SCALE=1: 550k identifiers, 550k target URLs,
@@ -11,6 +12,10 @@ subprocess, timed and measured with os.wait4 (peak RSS of the largest process of
 freshly migrated destination; afterwards every table is counted on both sides and a method whose
 counts differ, or that exits non-zero, is marked FAILED. Prints a Markdown table with the ratios to
 dbcopy fast; logs, reports and results.json go to bench/out/.
+
+The `export-import` method (file_bench.py) is two timed commands per route: `dbcopy export` to a file and
+`dbcopy import` of it into each target, against `dumpdata` to a JSON file and `loaddata` of it, measured in
+the same run; it prints the end-to-end ratio and the files' sizes.
 
 The `sync` method (sync_bench.py) runs after the others, as it changes the source: a copy, a quiet
 `dbcopy sync --since-field updated_at --deletes`, ~1 % of the rows changed, the sync again, timed
@@ -33,9 +38,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent)]
 
 import dataset  # noqa: E402
+import file_bench  # noqa: E402
 import sync_bench  # noqa: E402
 from dataset import SOURCE  # noqa: E402
-from harness import OUT_DIR, REPO_DIR, log_tail, measure, migrate, reset  # noqa: E402
+from harness import OUT_DIR, REPO_DIR, log_tail, measure, migrate, reset, stamp_check  # noqa: E402
 from methods import raw_copy  # noqa: E402
 
 METHODS = {
@@ -44,10 +50,12 @@ METHODS = {
     "dbcopy-bulk": "dbcopy --writer bulk_create",
     "dbcopy-fast": "dbcopy fast",
     "raw-copy": "raw COPY | COPY",
+    "export-import": "dbcopy export → file → import, against dumpdata → file → loaddata (file_bench.py)",
     "sync": "dbcopy sync (sync_bench.py)",
 }
 TARGETS = {"pg": "PostgreSQL → PostgreSQL", "mariadb": "PostgreSQL → MariaDB"}
 ONLY_POSTGRES = {"raw-copy"}
+OWN_PHASES = {"export-import", "sync"}  # not one timed command: run by file_bench.py and sync_bench.py
 CHUNK_SIZE = 2000  # the classic loop's page; dbcopy's default chunk is the same
 
 
@@ -64,14 +72,16 @@ def main():
     total = sum(source_rows.values())
     print(f"Source built in {seconds:.0f} s: {', '.join(f'{n:,} {k}' for k, n in counts.items())}; "
           f"{total:,} rows in {len(tables)} tables.\n", flush=True)
-    results, sync = [], None
+    results, files, sync = [], None, None
     try:
         for target in args.targets:
             for method in args.methods:
-                if method == "sync" or (method in ONLY_POSTGRES and not dataset.is_postgres(target)):
+                if method in OWN_PHASES or (method in ONLY_POSTGRES and not dataset.is_postgres(target)):
                     continue
                 result = run_method(method, target, args, tables, source_rows, source_stamps, total)
                 results.append(result)
+        if "export-import" in args.methods:
+            files = file_bench.run(args.targets, tables, TARGETS, keep=args.keep)
         if "sync" in args.methods:  # last: it changes the source
             sync = sync_bench.run(args.targets, args.scale, tables, TARGETS)
     finally:
@@ -80,18 +90,23 @@ def main():
                 dataset.drop(alias)
     if results:
         print_table(results, args)
+    if files:
+        file_bench.print_results(files, TARGETS, command_line())
     if sync:
         sync_bench.print_results(sync, TARGETS, command_line())
     if dbcopy_version() != version:
         print(f"\n**dbcopy changed during the run** ({version[0]} → {dbcopy_version()[0]}): rerun before comparing.")
     print_targets(results)
+    if files:
+        file_bench.print_targets(files, TARGETS)
     if sync:
         sync_bench.print_targets(sync, TARGETS)
     (OUT_DIR / "results.json").write_text(json.dumps(
         {"command": command_line(), "scale": args.scale, "source_rows": source_rows, "results": results,
-         "sync": sync}, indent=2
+         "files": files, "sync": sync}, indent=2
     ))
-    failed = any(r["status"] != "ok" for r in results) or (sync and sync_bench.failed(sync))
+    failed = (any(r["status"] != "ok" for r in results) or (files and file_bench.failed(files))
+              or (sync and sync_bench.failed(sync)))
     sys.exit(1 if failed else 0)
 
 
@@ -241,15 +256,6 @@ def verify(target, status, tables, source_rows, source_stamps):
         more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
         problems.append("counts " + ", ".join(differ[:3]) + more)
     return {"problems": problems, "stamps": stamp_check(dataset.timestamps(target), source_stamps)}
-
-
-def stamp_check(copied, source):
-    """Say whether the identifiers' extreme timestamps arrived as stored, lost their microseconds, or changed."""
-    if copied == source:
-        return "kept"
-    if None not in copied and all(abs(c - s) < datetime.timedelta(milliseconds=1) for c, s in zip(copied, source)):
-        return "µs lost"
-    return "re-stamped"
 
 
 def print_table(results, args):

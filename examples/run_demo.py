@@ -8,10 +8,13 @@ Run it from anywhere (the Makefile runs `make demo`):
 It deletes and recreates examples/var/, migrates and seeds the monolith, migrates each
 service database, then runs `dbcopy plan`, `dbcopy copy` and `dbcopy compare` with the
 monolith as source and no --dest, so the project's router decides where each model goes.
-Then the monolith moves on (`demo_activity`: new orders, fills, reads, deletes, edits) and
-`dbcopy sync` brings the service databases back in step, twice: the second run must find
-nothing to do. Every step is a real `manage.py` command, printed before it runs; the first
-one that fails stops the demo with its exit status, and so does a summary check that fails.
+The same split runs once more for one service through a file (`dbcopy export` from the
+monolith, `dbcopy import` into a second, fresh marketdata database), and `dbcopy compare
+--checksum` proves both routes gave the same database. Then the monolith moves on
+(`demo_activity`: new orders, fills, reads, deletes, edits) and `dbcopy sync` brings the
+service databases back in step, twice: the second run must find nothing to do. Every step
+is a real `manage.py` command, printed before it runs; the first one that fails stops the
+demo with its exit status, and so does a summary check that fails.
 """
 
 import json
@@ -31,6 +34,11 @@ ACTIVITY_REPORT = VAR_DIR / "activity-report.json"
 SYNC_REPORT = VAR_DIR / "sync-report.json"
 RESYNC_REPORT = VAR_DIR / "resync-report.json"
 SERVICES = ["users", "marketdata", "trading", "portfolio", "notifications"]
+# The service split a second time through a file, into a database of its own (see settings.py).
+FILE_SERVICE = "marketdata"
+FILE_DATABASE = "marketdata_from_file"
+DUMP = VAR_DIR / f"{FILE_SERVICE}.dbcopy"
+FILE_COMPARE_REPORT = VAR_DIR / "file-compare-report.json"
 
 # Tables whose created_at/updated_at the summary compares between monolith and service.
 STAMPED_TABLES = {
@@ -50,27 +58,33 @@ def main():
     manage("migrate", "--no-input", "--verbosity", "0")
     manage("seed_demo")
     banner("2. The service databases: create their tables (each gets only its own apps)")
-    for service in SERVICES:
-        manage("migrate", "--database", service, "--no-input", "--verbosity", "0")
+    migrations = [("migrate", "--database", db, "--no-input", "--verbosity", "0") for db in [*SERVICES, FILE_DATABASE]]
+    manage_at_once(*migrations)  # independent processes: together they take half the time
     banner("3. Plan the copy: the router picks each model's destination")
     manage("dbcopy", "plan", "--source", "default")
     banner("4. Copy the monolith into the service databases")
     manage("dbcopy", "copy", "--source", "default", "--no-input", "--report-json", "var/copy-report.json")
     banner("5. Compare source and destinations row by row")
     manage("dbcopy", "compare", "--source", "default", "--report-json", "var/compare-report.json")
-    banner("6. The platform moves on: five minutes of orders, fills, reads and edits in the monolith")
+    banner(f"6. The same split through a file, for one service ({FILE_SERVICE}): export, then import")
+    dump = str(DUMP.relative_to(EXAMPLES_DIR))
+    manage("dbcopy", "export", FILE_SERVICE, "--source", "default", "-o", dump)
+    manage("dbcopy", "import", dump, "--dest", FILE_DATABASE)
+    manage("dbcopy", "compare", FILE_SERVICE, "--source", FILE_SERVICE, "--dest", FILE_DATABASE, "--checksum",
+           "--report-json", str(FILE_COMPARE_REPORT.relative_to(EXAMPLES_DIR)))
+    banner("7. The platform moves on: five minutes of orders, fills, reads and edits in the monolith")
     manage("demo_activity", "--report-json", "var/activity-report.json")
-    banner("7. Sync: bring the service databases back in step with the monolith")
+    banner("8. Sync: bring the service databases back in step with the monolith")
     sync = ["dbcopy", "sync", "--source", "default", "--since-field", "updated_at", "--deletes"]
     manage(*sync, "--report-json", "var/sync-report.json")
-    banner("8. Sync again straight away: nothing is left to do")
+    banner("9. Sync again straight away: nothing is left to do")
     manage(*sync, "--report-json", "var/resync-report.json")
-    banner("9. Compare once more")
+    banner("10. Compare once more")
     manage("dbcopy", "compare", "--source", "default")
     banner("Summary")
     print_row_counts()
     print_timestamp_check()
-    failures = print_sync_summary() + print_equality_check()
+    failures = print_file_route() + print_sync_summary() + print_equality_check()
     if failures:
         print(f"\nDemo failed: {'; '.join(failures)}.", file=sys.stderr)
         sys.exit(1)
@@ -90,14 +104,28 @@ def banner(title):
 
 def manage(*args):
     """Print and run `python manage.py ARGS` in examples/; exit with its status if it fails."""
-    print(f"\n$ python manage.py {' '.join(args)}", flush=True)
+    manage_at_once(args)
+
+
+def manage_at_once(*commands):
+    """Print and run `python manage.py ARGS` for each ARGS, all at the same time, in examples/.
+
+    Wait for every one; exit with the status of the first that failed. One command runs alone.
+    """
     step_started = time.monotonic()
-    # No pipes: the command writes straight to this terminal, so its output streams
-    # and its colours and width match what the user would see running it by hand.
-    # The demo's own settings, whatever DJANGO_SETTINGS_MODULE the caller's shell exports.
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tradingplatform.settings"}
-    status = subprocess.run([sys.executable, "manage.py", *args], cwd=EXAMPLES_DIR, env=env).returncode
-    if status != 0:
+    together = len(commands) > 1
+    processes = []
+    for args in commands:
+        print(f"\n$ python manage.py {' '.join(args)}{' &' if together else ''}", end="", flush=True)
+        # No pipes: the command writes straight to this terminal, so its output streams
+        # and its colours and width match what the user would see running it by hand.
+        # The demo's own settings, whatever DJANGO_SETTINGS_MODULE the caller's shell exports.
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tradingplatform.settings"}
+        processes.append((args, subprocess.Popen([sys.executable, "manage.py", *args], cwd=EXAMPLES_DIR, env=env)))
+    print("\n$ wait" if together else "", flush=True)
+    failed = [(args, status) for args, process in processes if (status := process.wait()) != 0]
+    if failed:
+        args, status = failed[0]
         print(f"\nDemo stopped: `manage.py {' '.join(args)}` exited with status {status}.", file=sys.stderr)
         sys.exit(status)
     print(f"  ({time.monotonic() - step_started:.1f}s)", flush=True)
@@ -153,6 +181,21 @@ def print_timestamp_check():
     pk = min(before)
     print(f"  e.g. trading_order id={pk}  monolith: {before[pk]}")
     print(f"  {'':<26}trading:  {after.get(pk)}")
+
+
+def print_file_route():
+    """Print what travelled through the file in step 6 and check the compare found both databases equal."""
+    report = json.loads(FILE_COMPARE_REPORT.read_text())
+    rows = sum(m["source_rows"] or 0 for m in report["models"])
+    print(f"\nThrough a file (step 6): var/{DUMP.name}, {DUMP.stat().st_size:,} bytes for {rows:,} rows "
+          f"in {len(report['models'])} tables.")
+    differ = [m["model"] for m in report["models"] if (m.get("content") or {}).get("status") != "equal"]
+    if differ or not report["ok"]:
+        print(f"  {FILE_DATABASE} and {FILE_SERVICE} differ: {', '.join(differ) or 'row counts'}.")
+        return [f"the database imported from the file differs from the direct copy ({', '.join(differ)})"]
+    print(f"  {FILE_DATABASE}, imported from it, equals {FILE_SERVICE}, copied directly: row counts and "
+          "content checksums.")
+    return []
 
 
 WHAT = ("inserted", "updated", "deleted")

@@ -15,7 +15,7 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import connections, transaction
 from faker import Faker
 
 from tradingplatform.marketdata.models import Exchange, Instrument, Option, PriceBar
@@ -479,13 +479,23 @@ class Seeder:
 
     def backdate(self):
         """Write the remembered past created_at/updated_at values over the save-time stamps."""
+        connection = connections[self.db]
+        quote = connection.ops.quote_name
         for model, rows in self.history.items():
-            fields = ["created_at"] + (["updated_at"] if rows[0][2] is not None else [])
-            for obj, created, updated in rows:
-                obj.created_at, obj.updated_at = created, updated
-            # bulk_update() writes attribute values as they are; it does not call pre_save(),
-            # so auto_now does not overwrite them again.
-            model.objects.using(self.db).bulk_update([row[0] for row in rows], fields, batch_size=250)
+            names = ["created_at"] + (["updated_at"] if rows[0][2] is not None else [])
+            fields = [model._meta.get_field(name) for name in names]
+            owner = fields[0].model._meta  # an Option's stamps live in its parent Instrument's table
+            sql = (f"UPDATE {quote(owner.db_table)} SET {', '.join(f'{quote(f.column)} = %s' for f in fields)} "
+                   f"WHERE {quote(owner.pk.column)} = %s")
+            params = [
+                [field.get_db_prep_save(value, connection) for field, value in zip(fields, stamps)] + [obj.pk]
+                for obj, *stamps in rows
+            ]
+            # One statement executed per row, values prepared by the fields themselves: bulk_update()
+            # builds a CASE expression per row and took half of the seed's time. No save() runs,
+            # so auto_now does not overwrite the values again.
+            with connection.cursor() as cursor:
+                cursor.executemany(sql, params)
 
     def counts(self):
         """Return {model label: row count} of everything seeded."""

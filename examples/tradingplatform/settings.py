@@ -64,6 +64,10 @@ SERVICE_DATABASES = ["users", "marketdata", "trading", "portfolio", "notificatio
 
 DATABASES = {"default": _sqlite("monolith")}
 DATABASES.update({name: _sqlite(name) for name in SERVICE_DATABASES})
+# A second marketdata database, filled through a file (`dbcopy export` on the monolith's side,
+# `dbcopy import` on the service's) as a split does when the two databases cannot see each other.
+# The router gives it marketdata's tables; no model is routed to it, so no copy or sync writes it.
+DATABASES["marketdata_from_file"] = _sqlite("marketdata_from_file")
 
 DATABASE_ROUTERS = ["tradingplatform.routers.ServiceRouter"]
 
