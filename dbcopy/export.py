@@ -6,8 +6,6 @@ their columns, for an importer to match by natural key.
 """
 
 import os
-import signal
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -24,7 +22,7 @@ from .graph import model_label
 from .plan import build_plan, relation_target
 from .results import Consistency
 from .rows import RowReader
-from .runner import Snapshot
+from .runner import Snapshot, signals_handled
 
 
 @dataclass(frozen=True)
@@ -144,23 +142,14 @@ def _export_step(writer, step, planned, chunk_size, on_progress):
     return done
 
 
-@contextmanager
 def _stopped_by_signals():
     """Turn SIGINT and SIGTERM into Interrupted at once: half a dump is of no use, so there is no
     chunk to finish first (the caller removes the file)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers belong to the main thread
-        return
 
     def stop(signum, frame):
         raise Interrupted(signum)
 
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    return signals_handled(stop)
 
 
 # --- the output file ---------------------------------------------------------------------------

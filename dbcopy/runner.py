@@ -271,10 +271,6 @@ class Runner:
     @contextmanager
     def interrupts(self):
         """Turn SIGINT/SIGTERM into a request to stop after the current chunk; a second one stops at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signal handlers belong to the main thread
-            return
-
         def handle(signum, frame):
             if self.stop_signal is not None:
                 raise KeyboardInterrupt
@@ -282,12 +278,8 @@ class Runner:
             self.on_progress("interrupt", None, message=f"{signal.Signals(signum).name} received: "
                                                         "stopping after the current chunk (again to stop at once)")
 
-        previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with signals_handled(handle):
             yield
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
 
     def checkpoint(self):
         """Raise Interrupted if a signal asked the run to stop (called between chunks)."""
@@ -431,6 +423,21 @@ class Snapshot:
     def consistency(self):
         return describe_consistency(self.runner.plan.source, self.runner.jobs, self.scope, self.broken,
                                     connections_used=self.began)
+
+
+@contextmanager
+def signals_handled(handle):
+    """Let handle(signum, frame) take SIGINT and SIGTERM for the block, in the main thread (signal
+    handlers belong to it; elsewhere nothing changes), then put the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def describe_consistency(source, jobs, scope=None, broken="", connections_used=1):

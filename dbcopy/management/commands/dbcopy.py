@@ -129,13 +129,7 @@ class Command(BaseCommand):
             preflight(plan, require_empty=False)
             return self.finish(subcommand, plan, reconcile(plan, content=self.content_checker(plan, options)), options)
         with destination_locks(plan):
-            require_empty = subcommand == "copy" and not (options["truncate"] or options["append"] or options["resume"])
-            preflight(plan, require_empty=require_empty, truncate=options["truncate"])
-            if options["verbosity"] >= 3:
-                self.show_sql(plan)
-            self.report.warnings(plan.warnings)
-            if options["truncate"]:
-                self.confirm(plan, options["interactive"])
+            self.prepare_writes(plan, options, require_empty=subcommand == "copy")
             result = self.run_steps(subcommand, plan, options, sync_options)
         # --verify after an interrupt would keep the user waiting for proof of a copy they stopped.
         verify = subcommand == "copy" and options["verify"] and not result.interrupted
@@ -208,13 +202,7 @@ class Command(BaseCommand):
                                          counts)
                 feed = DumpFeed(reader, [step.label for step in plan.steps])
                 with destination_locks(plan):
-                    require_empty = not (options["truncate"] or options["append"] or options["resume"])
-                    preflight(plan, require_empty=require_empty, truncate=options["truncate"])
-                    if options["verbosity"] >= 3:
-                        self.show_sql(plan)
-                    self.report.warnings(plan.warnings)
-                    if options["truncate"]:
-                        self.confirm(plan, options["interactive"])
+                    self.prepare_writes(plan, options, require_empty=True)
                     result = self.run_import_steps(plan, feed, header, options, check_end=path == "-")
                 rows = reconcile(plan, result)
         try:
@@ -261,6 +249,17 @@ class Command(BaseCommand):
         if event == "finish":
             done = data["result"]
             self.report.say(f"exported {done.label}: {done.rows:,} rows in {done.seconds:.2f} s", level=2)
+
+    def prepare_writes(self, plan, options, require_empty):
+        """Check everything before the first write (an empty destination where require_empty, unless
+        --truncate, --append or --resume says otherwise), show the warnings, and confirm a --truncate."""
+        require_empty = require_empty and not (options["truncate"] or options["append"] or options["resume"])
+        preflight(plan, require_empty=require_empty, truncate=options["truncate"])
+        if options["verbosity"] >= 3:
+            self.show_sql(plan)
+        self.report.warnings(plan.warnings)
+        if options["truncate"]:
+            self.confirm(plan, options["interactive"])
 
     def check_options(self, subcommand, options):
         """Refuse, before connecting anywhere, what would only fail after the copy."""
