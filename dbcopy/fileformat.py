@@ -113,17 +113,17 @@ def check_header(header, labels=()):
     problems = []
     chosen = models
     if labels:
-        chosen = [m for m in models if any(_selects(label, m["label"]) for label in labels)]
+        chosen = [m for m in models if any(selects(label, m["label"]) for label in labels)]
         held = ", ".join(m["label"] for m in models) or "no models"
         for label in labels:
-            if not any(_selects(label, m["label"]) for m in models):
+            if not any(selects(label, m["label"]) for m in models):
                 problems.append(f"{label}: the dump holds no such model (it holds {held})")
     for entry in chosen:
         problems += _model_problems(entry)
     return problems
 
 
-def _selects(label, model_label):
+def selects(label, model_label):
     """Return whether a command-line label ('app' or 'app.Model') names the model."""
     wanted, found = label.lower(), model_label.lower()
     return wanted == found or wanted == found.split(".", 1)[0]

@@ -23,7 +23,7 @@ from .aliases import describe_as, register_url
 from .dialects import dialect_for
 from .engine import CopyStrategy
 from .exceptions import ConfigError, CopyError, DumpError, DumpMismatch
-from .fileformat import DAMAGED_HINT, TRUNCATED_HINT, check_header, open_dump, verify
+from .fileformat import DAMAGED_HINT, TRUNCATED_HINT, check_header, open_dump, selects, verify
 from .graph import model_label
 from .plan import REMAP, Skipped, build_plan, relation_target, remapped_models, select_models, written_fields
 from .remap import RemapStrategy
@@ -102,14 +102,10 @@ def load_shadow_rows(alias, table, columns, rows):
 
 def selected_labels(header, labels=(), exclude=()):
     """Return the dump's model labels the command line selects (all, without labels), in dump order."""
-    def names(label, chosen):
-        wanted = label.lower()
-        return wanted == chosen.lower() or wanted == chosen.lower().split(".", 1)[0]
-
     found = [m["label"] for m in header["models"]]
     if labels:
-        found = [label for label in found if any(names(wanted, label) for wanted in labels)]
-    return [label for label in found if not any(names(left_out, label) for left_out in exclude)]
+        found = [label for label in found if any(selects(wanted, label) for wanted in labels)]
+    return [label for label in found if not any(selects(left_out, label) for left_out in exclude)]
 
 
 def check_dump_fits(header, labels, chosen):
