@@ -30,6 +30,9 @@ class Step:
     kind: str = COPY
     group: int | None = None
     source_rows: int | None = None
+    # (low, high): this step copies only the rows whose integer primary key is > low and <= high
+    # (None: unbounded on that side). The runner splits a big table into such ranges for --jobs.
+    key_range: tuple | None = None
 
     @property
     def label(self):

@@ -23,6 +23,7 @@ import time
 import pytest
 from django.db import connections
 
+from dbcopy.dialects import lines
 from dbcopy.dialects import mysql as my_dialect
 from dbcopy.runner import Runner
 from tests import helpers as h
@@ -49,6 +50,16 @@ def paced_source(monkeypatch):
         return write(self, data)
 
     monkeypatch.setattr(my_dialect._Rewriter, "write", paced)
+    # The MariaDB and SQLite sources' lines (a block of 5 rows each) at the same pace.
+    blocks = lines.LineFeed.blocks
+
+    def paced_blocks(self):
+        for block in blocks(self):
+            time.sleep(0.005)
+            yield block
+
+    monkeypatch.setattr(lines, "FETCH_ROWS", 5)
+    monkeypatch.setattr(lines.LineFeed, "blocks", paced_blocks)
 
 
 def seed_texts(alias, n=ROWS):
@@ -85,10 +96,28 @@ def kill_loader_at_chunk(monkeypatch, label, dest, chunk=1):
     return kill_at_chunk(monkeypatch, label, dest, chunk, backends=lambda: loading_connections(dest))
 
 
+def reading_connections(source):
+    """Return the server ids of MariaDB connections reading a table's lines (dialects/lines.py); the
+    driver refuses to name its own connection while an unbuffered result is being read."""
+    connection = connections[source]
+    other = connection.get_new_connection(connection.get_connection_params())
+    try:
+        cursor = other.cursor()
+        cursor.execute(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND INFO LIKE 'SELECT CAST(CONCAT_WS%%'",
+            [connection.settings_dict["NAME"]],
+        )
+        return [row[0] for row in cursor.fetchall()]
+    finally:
+        other.close()
+
+
 def kill_during_load(monkeypatch, side, source, dest):
     """Arm the kill of one side ("loader", "source" or "dest") at the table's first progress report."""
     if side == "loader":
         return kill_loader_at_chunk(monkeypatch, TEXT, dest)
+    if side == "source" and h.alias_vendor(source) == "mysql":
+        return kill_at_chunk(monkeypatch, TEXT, source, chunk=1, backends=lambda: reading_connections(source))
     return kill_at_chunk(monkeypatch, TEXT, source if side == "source" else dest, chunk=1)
 
 
@@ -119,8 +148,14 @@ def assert_stream_retried_in_time(result, seconds, source, dest, report_path):
     assert_no_stream_threads_left()
 
 
-@pytest.mark.parametrize("side", ["loader", "source", "dest"])
-@pytest.mark.parametrize("source,dest", [h.pair("pg_a", "mysql_b")])
+@pytest.mark.parametrize("source,dest,side", [
+    *(pytest.param("pg_a", "mysql_b", side, id=f"pg_a-mysql_b-{side}", marks=h.db_mark("pg_a", "mysql_b"))
+      for side in ("loader", "source", "dest")),
+    # The source's own SELECT spells the lines (dialects/lines.py), read through an unbuffered cursor.
+    *(pytest.param("mysql_a", "mysql_b", side, id=f"mysql_a-mysql_b-{side}", marks=h.db_mark("mysql_a", "mysql_b"))
+      for side in ("loader", "source", "dest")),
+    pytest.param("sqlite_a", "mysql_b", "loader", id="sqlite_a-mysql_b-loader", marks=h.db_mark("sqlite_a", "mysql_b")),
+])
 def test_connection_killed_mid_load_is_noticed_and_the_table_streamed_again(source, dest, side, monkeypatch, report_path):
     seed_texts(source)
     state = kill_during_load(monkeypatch, side, source, dest)

@@ -341,6 +341,24 @@ def atomic_with_deferred_checks(dialect, tables, before=()):
         dialect.check_constraints(tables)
 
 
+def key_range_sql(quote, step):
+    """Return the WHERE condition (without WHERE) limiting a query to the step's key range, or "".
+
+    The bounds are integer primary keys written as literals (COPY (SELECT …) takes no parameters;
+    int() lets nothing but digits through).
+    """
+    if step.key_range is None:
+        return ""
+    low, high = step.key_range
+    column = quote(step.model._meta.pk.column)
+    conditions = []
+    if low is not None:
+        conditions.append(f"{column} > {int(low)}")
+    if high is not None:
+        conditions.append(f"{column} <= {int(high)}")
+    return " AND ".join(conditions)
+
+
 def translated_column_sql(column_sql, mapping):
     """Return SQL mapping a column's ids through `mapping` (CASE … END), or None if they aren't integers.
 

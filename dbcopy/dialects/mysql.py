@@ -12,9 +12,10 @@ from contextlib import contextmanager, suppress
 from django.conf import settings
 from django.db import DatabaseError
 
-from ..exceptions import SourceFault
+from ..exceptions import Interrupted, SourceFault
 from ..storage import column_type_field
-from .base import Dialect, ForeignKeyReferrer, error_chain, translated_column_sql
+from . import lines
+from .base import Dialect, ForeignKeyReferrer, error_chain, key_range_sql, translated_column_sql
 from .postgresql import PostgreSQLDialect
 
 _SESSION_MODES = "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_TRANS_TABLES', 'NO_AUTO_VALUE_ON_ZERO')"
@@ -280,36 +281,55 @@ class MySQLDialect(Dialect):
         )
         return sql + (f" SET {', '.join(assignments)}" if assignments else "")
 
-    def stream_table(self, step, source, on_rows, translations=None):
-        """Pipe PostgreSQL's `COPY (SELECT …) TO STDOUT` into `LOAD DATA LOCAL INFILE` through a FIFO.
+    def wire_kinds(self, step):
+        """Return {field: the wire kind LOAD DATA reads for it} (lines.py; binary goes through UNHEX)."""
+        return {field: lines.wire_kinds(field, duration="microseconds", binary="hex") for field in step.fields}
 
-        LOCAL turns data errors into warnings, so any warning rolls the table back and the caller
-        copies it value by value instead, which names the row the server refuses. The load runs on
-        a thread of its own while this one reports progress (where interrupts are raised) and
-        watches both connections, so a fault or a signal ends the load in seconds, uncommitted.
+    def stream_table(self, step, source, on_rows, translations=None):
+        """Pipe the source's rows into `LOAD DATA LOCAL INFILE` through a FIFO, in one transaction.
+
+        From PostgreSQL its `COPY (SELECT …) TO STDOUT` feeds the FIFO; from MariaDB/MySQL and SQLite
+        the source's SELECT spells each row as one line (lines.py). LOCAL turns data errors into
+        warnings, so any warning rolls the table back and the caller copies it value by value
+        instead, which names the row the server refuses. The load runs on a thread of its own while
+        this one reports progress (where interrupts are raised) and watches both connections, so a
+        fault or a signal ends the load in seconds, uncommitted.
         """
-        if not (isinstance(source, PostgreSQLDialect) and source.has_copy):
+        if isinstance(source, PostgreSQLDialect):
+            producer = self._copy_out_producer(step, source, translations) if source.has_copy else None
+        else:
+            sql = lines.line_select_sql(source, self, step, self.wire_kinds(step), translations)
+            producer = sql and _FeedProducer(lines.LineFeed(source, sql))
+        if not producer:
             return None
+        loader = self._loading_connection()
+        if loader is None:
+            return None
+        with tempfile.TemporaryDirectory(prefix="dbcopy-") as folder:
+            producer.fifo = os.path.join(folder, "rows.tsv")
+            os.mkfifo(producer.fifo, 0o600)
+            stream = _Stream(self, step, loader, producer, kill=self._kill)
+            interrupted = False
+            try:
+                return self._run_stream(stream, source, on_rows)
+            except Interrupted:
+                interrupted = True
+                raise
+            finally:
+                stream.close()
+                producer.leave_source(source, drain=not interrupted)
+
+    def _copy_out_producer(self, step, source, translations):
+        """Return a producer of the PostgreSQL source's COPY output, or None if a column has no spelling."""
         deferred = set(step.deferred_fields)
         expressions = [self.export_expression(source, field, deferred, translations or {}) for field in step.fields]
         if None in expressions:
             return None
-        copy_out = f"COPY (SELECT {', '.join(expressions)} FROM {source.quote(step.table)}) TO STDOUT"
-        loader = self._loading_connection()
-        if loader is None:
-            return None
+        where = key_range_sql(source.quote, step)
+        selected = f"SELECT {', '.join(expressions)} FROM {source.quote(step.table)}" + (f" WHERE {where}" if where else "")
         source.connection.ensure_connection()
-        raw_source = source.connection.connection  # Django's wrapper is bound to this thread
-        with tempfile.TemporaryDirectory(prefix="dbcopy-") as folder:
-            fifo = os.path.join(folder, "rows.tsv")
-            os.mkfifo(fifo, 0o600)
-            stream = _Stream(self, step, loader, _Producer(raw_source, copy_out, fifo), kill=self._kill)
-            try:
-                return self._run_stream(stream, source, on_rows)
-            finally:
-                stream.close()
-                if stream.producer.cut_short:
-                    source.connection.close()  # an aborted COPY leaves the session unusable
+        # The raw connection: Django's wrapper is bound to this thread, and another one reads.
+        return _Producer(source.connection.connection, f"COPY ({selected}) TO STDOUT")
 
     def _run_stream(self, stream, source, on_rows):
         """Start the stream, wait for it, and commit the load only if every side is still sound."""
@@ -541,7 +561,7 @@ class _Loading(threading.Thread):
 class _Producer(threading.Thread):
     """Write the source's COPY output into the FIFO, turning \\f and \\v back into their characters."""
 
-    def __init__(self, raw_source, copy_out, fifo):
+    def __init__(self, raw_source, copy_out, fifo=None):
         super().__init__(name="dbcopy-copy-out", daemon=True)
         self.raw_source, self.copy_out, self.fifo = raw_source, copy_out, fifo
         self.failure = None
@@ -558,9 +578,8 @@ class _Producer(threading.Thread):
             return
         try:
             if not self.stopping:
-                with self.raw_source.cursor() as cursor:
-                    self.started_copy = True
-                    cursor.copy_expert(self.copy_out, _Rewriter(sink, self))
+                self.started_copy = True
+                self.pump(sink)
                 self.finished = True
         except Exception as exc:  # noqa: BLE001 - judged by the main thread
             self.failure = exc
@@ -569,6 +588,20 @@ class _Producer(threading.Thread):
                 sink.close()
             except OSError as exc:  # the last buffered rows found no reader: the load gave up
                 self.failure = self.failure or exc
+
+    def pump(self, sink):
+        """Write every row into the sink."""
+        with self.raw_source.cursor() as cursor:
+            cursor.copy_expert(self.copy_out, _Rewriter(sink, self))
+
+    def cancel(self):
+        """Make the source stop sending (from another thread)."""
+        self.raw_source.cancel()
+
+    def leave_source(self, source, drain=True):
+        """Leave the source connection usable after the stream: an aborted COPY leaves it unusable."""
+        if self.cut_short:
+            source.connection.close()
 
     @property
     def source_failure(self):
@@ -597,7 +630,7 @@ class _Producer(threading.Thread):
             self.cancel_sent = True
             self.cancelled = self.failure is None  # else the source had failed by itself
             with suppress(Exception):  # a connection already closed has nothing to cancel
-                self.raw_source.cancel()
+                self.cancel()
         # A live producer may wait for a reader; once it is gone, LOAD DATA's client may still wait
         # for a writer, and an empty file ends it.
         flags = os.O_RDONLY if self.is_alive() else os.O_WRONLY
@@ -605,6 +638,37 @@ class _Producer(threading.Thread):
             os.close(os.open(self.fifo, flags | os.O_NONBLOCK))
         except OSError:
             pass  # nobody waiting on the other end
+
+
+class _FeedProducer(_Producer):
+    """Write a MariaDB/MySQL or SQLite source's lines (lines.LineFeed) into the FIFO."""
+
+    def __init__(self, feed, fifo=None):
+        super().__init__(None, None, fifo)
+        self.feed = feed
+        self.blocks = None
+
+    def pump(self, sink):
+        self.blocks = self.feed.blocks()
+        for block in self.blocks:
+            if self.stopping:
+                raise _Stopped
+            sink.write(block)
+            self.rows = self.feed.rows
+
+    def cancel(self):
+        self.feed.cancel()
+
+    def leave_source(self, source, drain=True):
+        """Read the rest of a result the load cut short, on this thread once the producer has ended
+        (the connection and its snapshot stay usable); close the connection after an interrupt or
+        if it is still busy."""
+        if not self.feed.cut_short or self.blocks is None:
+            return
+        if self.is_alive() or not drain:
+            self.feed.abandon()
+        else:
+            self.blocks.close()
 
 
 class _Rewriter:

@@ -4,13 +4,18 @@ import datetime
 import hashlib
 import io
 import os
+import struct
 import threading
 import uuid
 from decimal import Decimal
 
-from django.db import transaction
+from dataclasses import dataclass
 
-from .base import Dialect, ForeignKeyReferrer, atomic_with_deferred_checks, translated_column_sql
+from django.db import DatabaseError, IntegrityError, transaction
+
+from ..exceptions import SourceFault
+from . import lines
+from .base import Dialect, ForeignKeyReferrer, atomic_with_deferred_checks, key_range_sql, translated_column_sql
 
 # COPY's text format: backslash escapes for the characters that delimit values and rows.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -156,9 +161,9 @@ class PostgreSQLDialect(Dialect):
                 for name, schema, table, visible, columns, referenced, rule in cursor.fetchall()
             ]
 
-    def copy_from_sql(self, table, fields):
+    def copy_from_sql(self, table, fields, binary=False):
         columns = ", ".join(self.quote(field.column) for field in fields)
-        return f"COPY {self.quote(table)} ({columns}) FROM STDIN"
+        return f"COPY {self.quote(table)} ({columns}) FROM STDIN" + (" (FORMAT binary)" if binary else "")
 
     def fast_insert_rows(self, table, fields, rows):
         """Load prepared values with COPY FROM STDIN; fall back to INSERT for values COPY can't spell."""
@@ -198,15 +203,50 @@ class PostgreSQLDialect(Dialect):
     def key_bit_sql(self, key, width):
         return f"(1::bigint << ({key} %% {int(width)} + {int(width) - 1})::int)"
 
+    # --- streams into PostgreSQL ------------------------------------------------------------------
+
+    def wire_kinds(self, step):
+        """Return {field: the wire kind COPY's text format reads for it} (lines.py)."""
+        return {field: lines.wire_kinds(field, duration="interval", binary="bytea") for field in step.fields}
+
     def stream_table(self, step, source, on_rows, translations=None):
+        """Stream the table into `COPY … FROM STDIN` in one transaction; None where this pair can't.
+
+        From PostgreSQL the source's own `COPY (SELECT …) TO STDOUT` feeds it, no Python per row; from
+        MariaDB/MySQL and SQLite the source's SELECT spells each row as one COPY line (lines.py).
+        Foreign keys are checked once per table where the role may switch the row triggers off
+        (load_checks). Returns the number of rows copied.
+        """
+        if not self.has_copy:
+            return None
+        if isinstance(source, PostgreSQLDialect):
+            return self._stream_from_postgresql(step, source, on_rows, translations) if source.has_copy else None
+        sql = lines.line_select_sql(source, self, step, self.wire_kinds(step), translations)
+        if not sql:
+            return None
+        feed = lines.LineFeed(source, sql)
+        reader = _FeedReader(feed, on_rows)
+        try:
+            self._copy_in(step, reader)
+        except DatabaseError as exc:
+            if exc is reader.failure:  # reading failed, not loading
+                raise SourceFault(source.alias, exc) from exc
+            raise
+        except BaseException:
+            feed.abandon()  # an interrupt: close the source rather than read the rest of the table
+            raise
+        finally:
+            reader.close()  # reads the rest of a result cut short by the destination, keeping the snapshot
+        return feed.rows
+
+    def _stream_from_postgresql(self, step, source, on_rows, translations):
         """Pipe the source's `COPY (SELECT …) TO STDOUT` into `COPY … FROM STDIN`, no Python per row.
 
-        Only between two PostgreSQL databases, for steps whose values need no translation (content
-        type ids do). Runs in one destination transaction; returns the number of rows copied.
+        In COPY's binary format where every column has the same type on both sides (a quarter less
+        work for both servers than text); else in text, which the destination parses by its own types.
         """
-        if not (isinstance(source, PostgreSQLDialect) and self.has_copy and source.has_copy):
-            return None
         deferred, translations = set(step.deferred_fields), translations or {}
+        types = self.same_column_types(step, source)  # None: not the same, so text
         columns = []
         for field in step.fields:
             column = "NULL" if field in deferred else source.quote(field.column)
@@ -214,9 +254,13 @@ class PostgreSQLDialect(Dialect):
                 column = translated_column_sql(column, translations[field])
                 if column is None:
                     return None
+            if types is not None and column != source.quote(field.column):
+                column = f"({column})::{types[field.column]}"  # binary values carry no type: give the column's
             columns.append(column)
-        selected = ", ".join(columns)
-        copy_out = f"COPY (SELECT {selected} FROM {source.quote(step.table)}) TO STDOUT"
+        where = key_range_sql(source.quote, step)
+        selected = f"SELECT {', '.join(columns)} FROM {source.quote(step.table)}" + (f" WHERE {where}" if where else "")
+        binary = types is not None
+        copy_out = f"COPY ({selected}) TO STDOUT" + (" (FORMAT binary)" if binary else "")
         source.connection.ensure_connection()
         # Django's connection wrappers are bound to their thread: the reader gets the raw connection.
         raw_source = source.connection.connection
@@ -226,30 +270,199 @@ class PostgreSQLDialect(Dialect):
         def produce():
             try:
                 with os.fdopen(write_fd, "wb") as sink, raw_source.cursor() as cursor:
-                    cursor.copy_expert(copy_out, sink)
+                    cursor.copy_expert(copy_out, sink, size=_COPY_BLOCK)
             except Exception as exc:  # re-raised in the consuming thread
                 failure.append(exc)
 
+        def source_failed():
+            producer.join()
+            if failure:  # a source that failed half-way must not commit half a table
+                with source.connection.wrap_database_errors:
+                    raise failure[0]
+
         producer = threading.Thread(target=produce, name=f"dbcopy-copy-out-{step.table}", daemon=True)
-        counter = _CountingReader(os.fdopen(read_fd, "rb"), on_rows)
+        counter = (_BinaryCountingReader if binary else _CountingReader)(os.fdopen(read_fd, "rb"), on_rows)
         producer.start()
         try:
-            with transaction.atomic(using=self.alias):
-                try:
-                    with self.connection.cursor() as cursor, self.connection.wrap_database_errors:
-                        cursor.copy_expert(self.copy_from_sql(step.table, step.fields), counter)
-                except Exception:
-                    if counter.failure is not None:  # psycopg2 reports its own error for the one read() raised
-                        raise counter.failure from None
-                    raise
-                producer.join()
-                if failure:  # a source that failed half-way must not commit half a table
-                    with source.connection.wrap_database_errors:
-                        raise failure[0]
+            rows = self._copy_in(step, counter, before_commit=source_failed, binary=binary)
         finally:
             counter.close()  # unblocks a producer still writing when the destination gave up
             producer.join()
-        return counter.rows
+        return rows
+
+    def same_column_types(self, step, source):
+        """Return {column: its type} if each of the step's columns has the same type in both databases, else None."""
+        wanted = [field.column for field in step.fields]
+        found = [dialect.column_types(step.table) for dialect in (source, self)]
+        if any(column not in found[0] or found[0][column] != found[1].get(column) for column in wanted):
+            return None
+        return found[0]
+
+    def column_types(self, table):
+        """Return {column: its type as SQL spells it} of the table."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(_COLUMN_TYPES_SQL, [self.quote(table)])
+            return dict(cursor.fetchall())
+
+    def _copy_in(self, step, reader, before_commit=lambda: None, binary=False):
+        """Run `COPY … FROM STDIN` from the reader in one transaction, checking FKs once where it may.
+
+        Return the number of rows COPY loaded.
+        """
+        with transaction.atomic(using=self.alias):
+            checked_here = self.load_checks(step.table).once_per_table
+            if checked_here:
+                self.execute(["SET LOCAL session_replication_role = replica"])
+            try:
+                with self.connection.cursor() as cursor, self.connection.wrap_database_errors:
+                    cursor.copy_expert(self.copy_from_sql(step.table, step.fields, binary), reader, size=_COPY_BLOCK)
+                    rows = cursor.rowcount
+            except Exception:
+                if reader.failure is not None:  # psycopg2 reports its own error for the one read() raised
+                    raise reader.failure from None
+                raise
+            before_commit()
+            if checked_here:
+                self.verify_references(step)
+        reader.finished(rows)
+        return rows
+
+    def load_checks(self, table):
+        """Return how a stream into the table checks its foreign keys (LoadChecks), asked once per table.
+
+        Row triggers off (`session_replication_role = replica`) and one anti-join per FK instead, where
+        the role may set it and nothing else on the table would be skipped with the FK triggers: a
+        trigger or rule of the table's own, or a MATCH FULL key (the anti-join checks MATCH SIMPLE).
+        """
+        cache = self.__dict__.setdefault("load_checks_by_table", {})
+        if table not in cache:
+            cache[table] = self._load_checks(table)
+        return cache[table]
+
+    def _load_checks(self, table):
+        with self.connection.cursor() as cursor:
+            may_set = _MAY_SET_ROLE[self.connection.pg_version >= 150000]
+            cursor.execute(_LOAD_CHECKS_SQL.format(may_set=may_set), [self.quote(table)])
+            may_set, triggers, rules, full_match = cursor.fetchone()
+        if not may_set:
+            return LoadChecks(False, "the role may not set session_replication_role: FK triggers check each row")
+        if triggers or rules:
+            return LoadChecks(False, "the table has triggers or rules of its own: FK triggers check each row")
+        if full_match:
+            return LoadChecks(False, "a foreign key is MATCH FULL: FK triggers check each row")
+        return LoadChecks(True, "FK triggers off, one anti-join per foreign key before the commit")
+
+    def verify_references(self, step):
+        """Raise DanglingReference if a loaded row of the step refers to a row that does not exist.
+
+        Every FK constraint of the table in the catalog, not only the model's: the triggers were off
+        for all of them. Only the step's key range is checked (the other ranges check their own).
+        """
+        with self.connection.cursor() as cursor:
+            cursor.execute(_TABLE_FOREIGN_KEYS_SQL, [self.quote(step.table)])
+            keys = cursor.fetchall()
+            where = key_range_sql(lambda name: "child." + self.quote(name), step)
+            for name, columns, referenced, referenced_columns in keys:
+                cursor.execute(_dangling_sql(self.quote, step.table, columns, referenced, referenced_columns, where))
+                row = cursor.fetchone()
+                if row is not None:
+                    raise DanglingReference(
+                        f"{step.label}: a row refers through {name} ({', '.join(columns)} = "
+                        f"{', '.join(map(str, row))}) to a row of {referenced} that does not exist"
+                    )
+
+
+@dataclass(frozen=True)
+class LoadChecks:
+    """How a stream into a table checks foreign keys: once per table (triggers off) or row by row."""
+
+    once_per_table: bool
+    reason: str
+
+
+class DanglingReference(IntegrityError):
+    """A streamed row points at a missing row: the table is rolled back and copied value by value."""
+
+
+# Whether the role may set session_replication_role (PostgreSQL 15 grants it per parameter; before,
+# superusers only), and what on the table its FK triggers would take with them when switched off.
+_LOAD_CHECKS_SQL = """
+SELECT {may_set},
+       EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = t.oid AND NOT tgisinternal),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite WHERE ev_class = t.oid AND rulename <> '_RETURN'),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = t.oid AND contype = 'f' AND confmatchtype = 'f')
+FROM (SELECT %s::regclass AS oid) AS t
+"""
+_MAY_SET_ROLE = {
+    True: "has_parameter_privilege('session_replication_role', 'SET')",
+    False: "(SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)",
+}
+# The FK constraints of a table: name, its columns, the referenced table (qualified) and columns.
+_TABLE_FOREIGN_KEYS_SQL = """
+SELECT con.conname,
+       ARRAY(SELECT att.attname::text FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_catalog.pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = k.attnum
+             ORDER BY k.ord),
+       con.confrelid::regclass::text,
+       ARRAY(SELECT att.attname::text FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_catalog.pg_attribute att ON att.attrelid = con.confrelid AND att.attnum = k.attnum
+             ORDER BY k.ord)
+FROM pg_catalog.pg_constraint con
+WHERE con.conrelid = %s::regclass AND con.contype = 'f'
+ORDER BY con.conname
+"""
+_COLUMN_TYPES_SQL = """
+SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute
+WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped
+"""
+# Bytes psycopg2 asks the reader for at a time (its default, 8 KiB, costs a call per few rows).
+_COPY_BLOCK = 256 * 1024
+
+
+def _dangling_sql(quote, table, columns, referenced, referenced_columns, where):
+    """Return a query for the key of one row whose FK (MATCH SIMPLE: no NULL in it) finds no row."""
+    child = ", ".join(f"child.{quote(c)}" for c in columns)
+    present = " AND ".join(f"child.{quote(c)} IS NOT NULL" for c in columns)
+    joined = " AND ".join(f"parent.{quote(p)} = child.{quote(c)}" for c, p in zip(columns, referenced_columns))
+    # confrelid::regclass::text is already quoted (and qualified) as needed.
+    return (
+        f"SELECT {child} FROM {quote(table)} AS child WHERE {present}" + (f" AND {where}" if where else "")
+        + f" AND NOT EXISTS (SELECT 1 FROM {referenced} AS parent WHERE {joined}) LIMIT 1"
+    )
+
+
+class _FeedReader(io.RawIOBase):
+    """A file for copy_expert() over a LineFeed: hand on its blocks, report progress, keep what failed."""
+
+    def __init__(self, feed, on_rows):
+        self.feed, self.on_rows = feed, on_rows
+        self.blocks = feed.blocks()
+        self.reported = 0
+        self.failure = None  # what the source or on_rows (an interrupt) raised, re-raised after the COPY
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        try:
+            data = next(self.blocks, b"")
+            rows = self.feed.rows
+            if rows - self.reported >= _STREAM_REPORT_EVERY or not data:
+                self.on_rows(rows)
+                self.reported = rows
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        return data
+
+    def finished(self, rows):
+        """Report the last rows (read() reports only every _STREAM_REPORT_EVERY)."""
+        if rows != self.reported:
+            self.on_rows(rows)
+
+    def close(self):
+        self.blocks.close()
+        super().close()
 
 
 # Canonical text of a non-NULL value by kind (digest.py): the same on every vendor for the same stored value.
@@ -300,7 +513,7 @@ class _CountingReader(io.RawIOBase):
 
     def read(self, size=-1):
         data = self.stream.read(size)
-        self.rows += data.count(b"\n")
+        self.count(data)
         if self.rows - self.reported >= _STREAM_REPORT_EVERY or not data:
             try:
                 self.on_rows(self.rows)
@@ -310,6 +523,58 @@ class _CountingReader(io.RawIOBase):
             self.reported = self.rows
         return data
 
+    def count(self, data):
+        self.rows += data.count(b"\n")
+
+    def finished(self, rows):
+        """Take the number of rows COPY reports having loaded."""
+        if rows is not None and rows >= 0 and rows != self.reported:
+            self.rows = rows
+            self.on_rows(rows)
+
     def close(self):
         self.stream.close()
         super().close()
+
+
+class _BinaryCountingReader(_CountingReader):
+    """Estimate the rows of a binary COPY stream for progress reports from its size so far.
+
+    Binary rows have no terminator to count, and walking every field in Python would cost more than
+    the copy: the first block's rows give the average size. COPY says the exact count at the end.
+    """
+
+    def __init__(self, stream, on_rows):
+        super().__init__(stream, on_rows)
+        self.bytes = 0
+        self.row_bytes = None
+
+    def count(self, data):
+        if self.row_bytes is None and data:
+            self.row_bytes = _average_binary_row_bytes(data)
+        self.bytes += len(data)
+        if self.row_bytes:
+            self.rows = int(self.bytes / self.row_bytes)
+
+
+def _average_binary_row_bytes(data):
+    """Return the average size of the whole rows at the start of a binary COPY stream (None if none)."""
+    # Header: 11-byte signature, 32-bit flags, 32-bit length of an extension area, the area.
+    if len(data) < 19:
+        return None
+    position = 19 + struct.unpack_from("!i", data, 15)[0]
+    start, rows = position, 0
+    while position + 2 <= len(data):
+        fields = struct.unpack_from("!h", data, position)[0]
+        if fields < 0:  # the trailer
+            break
+        end = position + 2
+        for _ in range(fields):
+            if end + 4 > len(data):
+                break
+            length = struct.unpack_from("!i", data, end)[0]
+            end += 4 + max(length, 0)
+        if end > len(data):
+            break
+        position, rows = end, rows + 1
+    return (position - start) / rows if rows else None

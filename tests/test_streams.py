@@ -1,0 +1,227 @@
+"""Streams from every source vendor: the source spells each row as the destination's loader reads it
+(dialects/lines.py), PostgreSQL loads with its FK triggers off and checks each FK once, and anything
+the pair cannot spell, or the destination refuses, takes the value-by-value path with the row named."""
+
+import dataclasses
+
+import pytest
+from django.db import connections
+from django.test import override_settings
+
+from dbcopy.dialects import dialect_for, lines
+from dbcopy.dialects import postgresql as pg_dialect
+from dbcopy.plan import build_plan
+from dbcopy.runner import Runner
+from tests import helpers as h
+from tests.copytest import models as m
+from tests.test_faults import CATEGORY, assert_categories_equal, kill_at_chunk, seed_categories
+
+# Pairs whose tables stream through a line SELECT at the source (the PostgreSQL sources use COPY TO).
+LINE_PAIRS = [
+    h.pair("mysql_a", "pg_b"), h.pair("sqlite_a", "pg_b"), h.pair("mysql_a", "mysql_b"), h.pair("sqlite_a", "mysql_b"),
+]
+TO_POSTGRESQL = [h.pair("pg_a", "pg_b"), h.pair("mysql_a", "pg_b"), h.pair("sqlite_a", "pg_b")]
+
+
+def make_orphan(alias, table, column, pk, value):
+    """Point a row's FK at a row that does not exist, as a source with its checks off can hold."""
+    vendor = h.alias_vendor(alias)
+    off, on = {
+        "postgresql": ("SET session_replication_role = replica", "SET session_replication_role = DEFAULT"),
+        "mysql": ("SET foreign_key_checks = 0", "SET foreign_key_checks = 1"),
+        "sqlite": ("PRAGMA foreign_keys = OFF", "PRAGMA foreign_keys = ON"),
+    }[vendor]
+    with connections[alias].cursor() as cursor:
+        cursor.execute(off)
+        cursor.execute(f"UPDATE {table} SET {column} = %s WHERE id = %s", [value, pk])
+        cursor.execute(on)
+
+
+@pytest.mark.parametrize("source,dest", [*LINE_PAIRS, h.pair("pg_a", "pg_b"), h.pair("pg_a", "mysql_b")])
+def test_a_dangling_reference_rolls_the_stream_back_and_names_the_row(source, dest, report_path):
+    """FK checks happen once per table (LOAD DATA, and PostgreSQL with its triggers off): an orphan in
+    the source rolls the streamed table back, and the value-by-value path names the row."""
+    h.seed_core(source)
+    book = m.Book.objects.using(source).order_by("pk").first()
+    make_orphan(source, "copytest_book", "publisher_id", book.pk, 999999)
+    result = h.dbcopy("copy", "copytest", source=source, dest=dest, report_json=report_path)
+    assert result.returncode == 1, str(result)
+    assert f"pk={book.pk}" in result.output and "'publisher'" in result.output, result.output
+    assert result.entry("copytest.Book")["status"] == "failed"
+    assert not m.Book.objects.using(dest).filter(publisher_id=999999).exists()
+    # The other tables streamed, their FKs checked once each.
+    assert result.entry("copytest.Publisher")["method"] == "stream"
+
+
+@pytest.mark.parametrize("source,dest", TO_POSTGRESQL)
+def test_postgresql_checks_each_foreign_key_once_where_the_role_may(source, dest, report_path):
+    h.seed_core(source)
+    dialect = dialect_for(dest)
+    checks = dialect.load_checks("copytest_book")
+    assert checks.once_per_table, checks.reason  # the tests connect as a superuser
+    result = h.dbcopy("copy", "copytest", source=source, dest=dest, report_json=report_path)
+    h.assert_ok(result)
+    h.assert_tables_equal(source, dest)
+    with connections[dest].cursor() as cursor:  # SET LOCAL: nothing of it outlives the table's transaction
+        cursor.execute("SHOW session_replication_role")
+        assert cursor.fetchone()[0] == "origin"
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("pg_a", "pg_b")])
+def test_a_role_that_may_not_switch_triggers_off_keeps_them(source, dest):
+    with connections[dest].cursor() as cursor:
+        cursor.execute("DROP ROLE IF EXISTS dbcopy_plain_role")
+        cursor.execute("CREATE ROLE dbcopy_plain_role")
+        cursor.execute("SET ROLE dbcopy_plain_role")
+        try:
+            checks = dialect_for(dest)._load_checks("copytest_book")
+        finally:
+            cursor.execute("RESET ROLE")
+            cursor.execute("DROP ROLE dbcopy_plain_role")
+    assert not checks.once_per_table
+    assert "may not set session_replication_role" in checks.reason
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("mysql_a", "pg_b"), h.pair("sqlite_a", "pg_b")])
+def test_a_trigger_of_the_destination_s_own_still_fires_for_every_row(source, dest, report_path):
+    """Switching FK triggers off would switch the table's own triggers off too: they keep firing."""
+    seed_categories(source, 300)
+    with connections[dest].cursor() as cursor:
+        cursor.execute("CREATE TABLE category_audit (id integer)")
+        cursor.execute(
+            "CREATE FUNCTION category_audit_row() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN INSERT INTO category_audit VALUES (NEW.id); RETURN NEW; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER category_audit AFTER INSERT ON copytest_category "
+            "FOR EACH ROW EXECUTE FUNCTION category_audit_row()"
+        )
+    try:
+        checks = dialect_for(dest).load_checks("copytest_category")
+        assert not checks.once_per_table and "triggers or rules" in checks.reason
+        result = h.dbcopy("copy", CATEGORY, source=source, dest=dest, report_json=report_path)
+        h.assert_ok(result)
+        assert result.entry(CATEGORY)["method"] == "stream"
+        with connections[dest].cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM category_audit")
+            assert cursor.fetchone()[0] == 300
+        assert_categories_equal(source, dest)
+    finally:
+        with connections[dest].cursor() as cursor:
+            cursor.execute("DROP TRIGGER IF EXISTS category_audit ON copytest_category")
+            cursor.execute("DROP FUNCTION IF EXISTS category_audit_row()")
+            cursor.execute("DROP TABLE IF EXISTS category_audit")
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("sqlite_a", "pg_b"), h.pair("mysql_a", "pg_b")])
+def test_a_table_the_pair_cannot_spell_exactly_takes_the_value_by_value_path(source, dest, report_path):
+    """SQLite's text for a REAL keeps 15 digits: a float column is copied value by value, exactly."""
+    h.seed_core(source)
+    plan = build_plan(source, dest, ["copytest"])
+    step = next(s for s in plan.steps if s.label == "copytest.AllTypes")
+    sql = lines.line_select_sql(dialect_for(source), dialect_for(dest), step, dialect_for(dest).wire_kinds(step))
+    if source == "sqlite_a":
+        assert not sql and "FloatField" in sql.reason
+    else:
+        assert sql  # MariaDB prints a double in its shortest exact form
+    result = h.dbcopy("copy", "copytest", source=source, dest=dest, report_json=report_path)
+    h.assert_ok(result)
+    expected = "fast" if source == "sqlite_a" else "stream"
+    assert result.entry("copytest.AllTypes")["method"] == expected
+    h.assert_tables_equal(source, dest)
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("mysql_a", "pg_b"), h.pair("sqlite_a", "mysql_b")])
+def test_datetimes_stored_in_another_zone_are_not_streamed(source, dest, report_path):
+    h.seed_core(source)
+    plan = build_plan(source, dest, ["copytest.AllTypes"])
+    step = plan.steps[0]
+    dest_dialect = dialect_for(dest)
+    with override_settings(TIME_ZONE="Europe/Paris"):
+        connections[dest].settings_dict["TIME_ZONE"] = "Europe/Paris"
+        connections[dest].__dict__.pop("timezone_name", None)
+        try:
+            sql = lines.line_select_sql(dialect_for(source), dest_dialect, step, dest_dialect.wire_kinds(step))
+        finally:
+            connections[dest].settings_dict["TIME_ZONE"] = None
+            connections[dest].__dict__.pop("timezone_name", None)
+    assert not sql and "Europe/Paris" in sql.reason
+
+
+@pytest.mark.parametrize("killed", ["mysql_a", "pg_b"])
+@pytest.mark.parametrize("source,dest", [h.pair("mysql_a", "pg_b")])
+def test_killed_connection_mid_line_stream_restarts_the_table(source, dest, killed, monkeypatch, report_path):
+    """A MariaDB source read through an unbuffered cursor, or the COPY it feeds, killed mid-table: the
+    table's one transaction rolls back and the retry streams it again, on fresh connections."""
+    monkeypatch.setattr(pg_dialect, "_STREAM_REPORT_EVERY", 50)
+    monkeypatch.setattr(lines, "FETCH_ROWS", 100)
+    seed_categories(source, 3000)
+    state = kill_at_chunk(monkeypatch, CATEGORY, killed, chunk=2)
+    result = h.dbcopy("copy", CATEGORY, source=source, dest=dest, report_json=report_path)
+    assert state["killed"] == 1
+    h.assert_ok(result)
+    assert_categories_equal(source, dest)
+    row = result.entry(CATEGORY)
+    assert row["method"] == "stream" and row["retries"] >= 1, row
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("mysql_a", "pg_b"), h.pair("sqlite_a", "mysql_b"), h.pair("mysql_a", "mysql_b")])
+def test_interrupt_during_a_line_stream_rolls_the_table_back(source, dest, monkeypatch, report_path):
+    monkeypatch.setattr(pg_dialect, "_STREAM_REPORT_EVERY", 50)
+    monkeypatch.setattr(lines, "FETCH_ROWS", 100)
+    seed_categories(source, 3000)
+    original = Runner.progress
+    sent = []
+
+    def progress(self, event, step, **data):
+        if event == "chunk" and step is not None and step.label == CATEGORY and not sent and data["copied"]:
+            self.stop_signal = 2  # SIGINT: what the handler does
+            sent.append(data["copied"])
+        return original(self, event, step, **data)
+
+    monkeypatch.setattr(Runner, "progress", progress)
+    result = h.dbcopy("copy", CATEGORY, source=source, dest=dest, report_json=report_path)
+    assert result.returncode == 130, result
+    assert "Traceback" not in result.output
+    assert m.Category.objects.using(dest).count() == 0
+    assert result.entry(CATEGORY)["status"] == "interrupted"
+    h.assert_ok(h.dbcopy("copy", CATEGORY, source=source, dest=dest, resume=True))
+    assert_categories_equal(source, dest)
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("mysql_a", "pg_b"), h.pair("mysql_a", "mysql_b")])
+def test_a_refused_value_falls_back_and_the_source_snapshot_survives(source, dest, report_path):
+    """The destination refuses a row mid-stream; the rest of the source's unbuffered result is read
+    off, so the value-by-value path reads the same snapshot on the same connection and names the row."""
+    h.seed_core(source)
+    text = m.FreeText.objects.using(source).create(title="nul", body="a\x00b")
+    result = h.dbcopy("copy", "copytest.FreeText", source=source, dest=dest, report_json=report_path)
+    if h.alias_vendor(dest) == "postgresql":
+        assert result.returncode == 1, str(result)
+        assert f"pk={text.pk}" in result.output, result.output
+        assert result.report["consistent"] is True, result.report.get("snapshot")
+    else:  # MariaDB keeps NUL characters
+        h.assert_ok(result)
+        assert result.entry("copytest.FreeText")["method"] == "stream"
+        assert m.FreeText.objects.using(dest).get(pk=text.pk).body == "a\x00b"
+
+
+@pytest.mark.parametrize("source,dest", LINE_PAIRS)
+def test_every_column_type_streams_as_the_reference_writer_stores_it(source, dest, report_path):
+    """Every AllTypes column but the float (which SQLite cannot spell exactly) through the line stream:
+    the destination then holds what `--writer bulk_create` stores, value for value."""
+    for row in h.alltypes_rows():
+        m.AllTypes.objects.using(source).create(**row)
+    reference = h.dbcopy("copy", "copytest.AllTypes", source=source, dest=dest, writer="bulk_create")
+    h.assert_ok(reference)
+    columns = [f.column for f in m.AllTypes._meta.concrete_fields if f.name != "ratio"]
+    stored_by_reference = h.raw_rows(dest, "copytest_alltypes", columns, ["id"])
+    m.AllTypes.objects.using(dest).all().delete()
+
+    step = build_plan(source, dest, ["copytest.AllTypes"]).steps[0]
+    step = dataclasses.replace(step, fields=tuple(f for f in step.fields if f.name != "ratio"))
+    source_dialect, dest_dialect = dialect_for(source), dialect_for(dest)
+    assert lines.line_select_sql(source_dialect, dest_dialect, step, dest_dialect.wire_kinds(step))
+    copied = dest_dialect.stream_table(step, source_dialect, on_rows=lambda rows: None)
+    assert copied == len(stored_by_reference) > 5
+    assert h.raw_rows(dest, "copytest_alltypes", columns, ["id"]) == stored_by_reference
