@@ -7,7 +7,7 @@ APPS_VENV  ?= .venv-apps
 APPS_PY    := $(abspath $(APPS_VENV))/bin/python
 APPS_STAMP := $(APPS_VENV)/.installed-stamp
 
-.PHONY: install demo test test-apps bench clean
+.PHONY: install demo test test-apps bench bench-10x bench-all clean
 
 install: $(STAMP)
 
@@ -48,7 +48,29 @@ test-apps: $(APPS_STAMP)
 	cd tests/apps && $(APPS_PY) -m pytest
 
 # Not part of `make test`: timings on a shared machine are for ratios, never for assertions.
+# bench: dbcopy against pgloader, pgcopydb, mydumper and mysqldump on four vendor pairs (SCALE=0.1, a few
+# minutes; REPEAT=3, PAIRS=pg-pg, DBCOPY_ARGS="--jobs 2" pass through); bench-10x: the same at SCALE=1;
+# bench-all: every method of bench/run.py (dumpdata, the classic loop, export/import, sync…) at SCALE=0.05.
+BENCH_PEERS := pgloader pgcopydb mydumper
+define PEER_TOOLS
+	@missing=$$(for tool in $(BENCH_PEERS); do command -v $$tool >/dev/null || echo $$tool; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "Installing the tools the bench compares dbcopy with:" $$missing; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; } \
+	        || echo "Could not install" $$missing "- the bench reports them as not installed"; \
+	fi
+endef
+
 bench: $(STAMP)
+	$(PEER_TOOLS)
+	$(PY) bench/run.py --methods peers --scale $(or $(SCALE),0.1)
+
+bench-10x: $(STAMP)
+	$(PEER_TOOLS)
+	$(PY) bench/run.py --methods peers --scale 1
+
+bench-all: $(STAMP)
 	$(PY) bench/run.py
 
 clean:

@@ -1,9 +1,11 @@
 """The benchmark's databases: create and drop them, fill the source with SQL, count rows on each side.
 
-Only the three databases named in project/settings.py are ever created or dropped.
+Only the databases named in project/settings.py are ever created or dropped.
 """
 
 import datetime
+import sqlite3
+from pathlib import Path
 
 import MySQLdb
 import psycopg2
@@ -22,9 +24,31 @@ def is_postgres(alias):
     return DATABASES[alias]["ENGINE"].endswith("postgresql")
 
 
+class _SQLiteCursor(sqlite3.Cursor):
+    """A sqlite3 cursor usable in `with`, as the servers' cursors are."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class _SQLiteConnection(sqlite3.Connection):
+    def cursor(self, factory=_SQLiteCursor):
+        return super().cursor(factory)
+
+
+def is_sqlite(alias):
+    """Tell whether the alias is a SQLite file."""
+    return DATABASES[alias]["ENGINE"].endswith("sqlite3")
+
+
 def connect(alias, server=False):
     """Open a DB-API connection to the alias's database (server=True: to the server, no database)."""
     db = DATABASES[alias]
+    if is_sqlite(alias):
+        return sqlite3.connect(db["NAME"], isolation_level=None, factory=_SQLiteConnection)  # autocommit
     if is_postgres(alias):
         connection = psycopg2.connect(
             host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"],
@@ -45,6 +69,10 @@ def connect(alias, server=False):
 def recreate(alias):
     """Drop the alias's database if it exists and create it empty."""
     name = DATABASES[alias]["NAME"]
+    if is_sqlite(alias):
+        drop(alias)
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        return  # SQLite creates the file on the first connection
     connection = connect(alias, server=True)
     with connection.cursor() as cursor:
         if is_postgres(alias):
@@ -59,6 +87,10 @@ def recreate(alias):
 def drop(alias):
     """Drop the alias's database if it exists."""
     name = DATABASES[alias]["NAME"]
+    if is_sqlite(alias):
+        for path in (Path(name), Path(name + "-journal"), Path(name + "-wal"), Path(name + "-shm")):
+            path.unlink(missing_ok=True)
+        return
     connection = connect(alias, server=True)
     with connection.cursor() as cursor:
         if is_postgres(alias):
@@ -217,7 +249,7 @@ def count_rows(alias, tables):
             try:
                 cursor.execute(f"SELECT COUNT(*) FROM {quoted}")
                 counts[table] = cursor.fetchone()[0]
-            except (psycopg2.Error, MySQLdb.Error):
+            except (psycopg2.Error, MySQLdb.Error, sqlite3.Error):
                 counts[table] = None
     connection.close()
     return counts

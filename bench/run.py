@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Benchmark dbcopy against dumpdata | loaddata, the classic bulk_create loop and raw COPY | COPY, and its sync.
 
-    make bench                                            # .venv/bin/python bench/run.py
+    make bench-all                                        # .venv/bin/python bench/run.py
     SCALE=1 METHODS=dbcopy-fast,raw-copy TARGETS=pg .venv/bin/python bench/run.py
     SCALE=0.1 METHODS=dbcopy-fast,export-import .venv/bin/python bench/run.py
     .venv/bin/python bench/run.py --scale 0.05 --methods dumpdata,dbcopy-fast --repeat 3
+    make bench                                            # --methods peers --scale 0.1
+    SCALE=0.1 METHODS=peers .venv/bin/python bench/run.py --repeat 3
 
 Builds a persistent-identifier registry on PostgreSQL (SCALE=1: 550k identifiers, 550k target URLs,
 880k admin log entries), then copies it to each target once per method. Every method runs as its own
@@ -16,6 +18,11 @@ dbcopy fast; logs, reports and results.json go to bench/out/.
 The `export-import` method (file_bench.py) is two timed commands per route: `dbcopy export` to a file and
 `dbcopy import` of it into each target, against `dumpdata` to a JSON file and `loaddata` of it, measured in
 the same run; it prints the end-to-end ratio and the files' sizes.
+
+The `peers` method (peers.py) compares dbcopy with the specialised tool of four vendor pairs — pgloader
+(MariaDB → PostgreSQL, SQLite → PostgreSQL), pgcopydb and raw binary COPY (PostgreSQL → PostgreSQL),
+mydumper + myloader and mysqldump | mysql (MariaDB → MariaDB) — from a MariaDB and a SQLite copy of the
+source; it prints each tool's median time ÷ dbcopy's.
 
 The `sync` method (sync_bench.py) runs after the others, as it changes the source: a copy, a quiet
 `dbcopy sync --since-field updated_at --deletes`, ~1 % of the rows changed, the sync again, timed
@@ -39,6 +46,7 @@ sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent)]
 
 import dataset  # noqa: E402
 import file_bench  # noqa: E402
+import peers  # noqa: E402
 import sync_bench  # noqa: E402
 from dataset import SOURCE  # noqa: E402
 from harness import OUT_DIR, REPO_DIR, log_tail, measure, migrate, reset, stamp_check  # noqa: E402
@@ -51,11 +59,12 @@ METHODS = {
     "dbcopy-fast": "dbcopy fast",
     "raw-copy": "raw COPY | COPY",
     "export-import": "dbcopy export → file → import, against dumpdata → file → loaddata (file_bench.py)",
+    "peers": "dbcopy against pgloader, pgcopydb, mydumper and mysqldump on four vendor pairs (peers.py)",
     "sync": "dbcopy sync (sync_bench.py)",
 }
 TARGETS = {"pg": "PostgreSQL → PostgreSQL", "mariadb": "PostgreSQL → MariaDB"}
 ONLY_POSTGRES = {"raw-copy"}
-OWN_PHASES = {"export-import", "sync"}  # not one timed command: run by file_bench.py and sync_bench.py
+OWN_PHASES = {"export-import", "peers", "sync"}  # not one timed command: file_bench.py, peers.py, sync_bench.py
 CHUNK_SIZE = 2000  # the classic loop's page; dbcopy's default chunk is the same
 
 
@@ -72,7 +81,7 @@ def main():
     total = sum(source_rows.values())
     print(f"Source built in {seconds:.0f} s: {', '.join(f'{n:,} {k}' for k, n in counts.items())}; "
           f"{total:,} rows in {len(tables)} tables.\n", flush=True)
-    results, files, sync = [], None, None
+    results, files, peer_results, sync = [], None, None, None
     try:
         for target in args.targets:
             for method in args.methods:
@@ -82,16 +91,21 @@ def main():
                 results.append(result)
         if "export-import" in args.methods:
             files = file_bench.run(args.targets, tables, TARGETS, keep=args.keep)
+        if "peers" in args.methods:
+            peer_results = peers.run(args.pairs, args.repeat, tables)
         if "sync" in args.methods:  # last: it changes the source
             sync = sync_bench.run(args.targets, args.scale, tables, TARGETS)
     finally:
         if not args.keep:
             for alias in (SOURCE, *TARGETS):
                 dataset.drop(alias)
+            peers.drop_sources()
     if results:
         print_table(results, args)
     if files:
         file_bench.print_results(files, TARGETS, command_line())
+    if peer_results:
+        peers.print_results(peer_results, args.scale, command_line())
     if sync:
         sync_bench.print_results(sync, TARGETS, command_line())
     if dbcopy_version() != version:
@@ -99,19 +113,21 @@ def main():
     print_targets(results)
     if files:
         file_bench.print_targets(files, TARGETS)
+    if peer_results:
+        peers.print_targets(peer_results)
     if sync:
         sync_bench.print_targets(sync, TARGETS)
     (OUT_DIR / "results.json").write_text(json.dumps(
         {"command": command_line(), "scale": args.scale, "source_rows": source_rows, "results": results,
-         "files": files, "sync": sync}, indent=2
+         "files": files, "peers": peer_results, "sync": sync}, indent=2
     ))
     failed = (any(r["status"] != "ok" for r in results) or (files and file_bench.failed(files))
-              or (sync and sync_bench.failed(sync)))
+              or (peer_results and peers.failed(peer_results)) or (sync and sync_bench.failed(sync)))
     sys.exit(1 if failed else 0)
 
 
 def parse_args():
-    """Read the options; SCALE, METHODS, TARGETS and REPEAT in the environment are the defaults."""
+    """Read the options; SCALE, METHODS, TARGETS, PAIRS and REPEAT in the environment are the defaults."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=float(os.environ.get("SCALE") or 0.05),
                         help="fraction of the full dataset (env SCALE, default 0.05)")
@@ -119,14 +135,19 @@ def parse_args():
                         help=f"comma-separated, from {', '.join(METHODS)} (env METHODS, default all)")
     parser.add_argument("--targets", default=os.environ.get("TARGETS") or ",".join(TARGETS),
                         help=f"comma-separated, from {', '.join(TARGETS)} (env TARGETS, default both)")
+    parser.add_argument("--pairs", default=os.environ.get("PAIRS") or ",".join(peers.PAIRS),
+                        help=f"the peers method's vendor pairs, comma-separated, from {', '.join(peers.PAIRS)} "
+                             "(env PAIRS, default all)")
     parser.add_argument("--repeat", type=int, default=int(os.environ.get("REPEAT") or 1),
-                        help="runs per method; the fastest is reported, with the largest peak RSS (env REPEAT)")
+                        help="runs per method; the fastest is reported (peers: the median), with the largest peak "
+                             "RSS (env REPEAT)")
     parser.add_argument("--keep", action="store_true", help="keep the databases after the run")
     parser.add_argument("--profile", action="store_true",
                         help="run the dbcopy methods under cProfile (slower) into bench/out/TARGET-METHOD.prof")
     args = parser.parse_args()
     args.methods = _choices(parser, "methods", args.methods, METHODS)
     args.targets = _choices(parser, "targets", args.targets, TARGETS)
+    args.pairs = _choices(parser, "pairs", args.pairs, peers.PAIRS)
     if args.scale <= 0 or args.repeat < 1:
         parser.error("--scale must be positive and --repeat at least 1")
     return args
@@ -142,7 +163,7 @@ def _choices(parser, option, value, allowed):
 
 def command_line():
     """Return the command line of this run, with the environment variables that steer it."""
-    names = ("SCALE", "METHODS", "TARGETS", "REPEAT")
+    names = ("SCALE", "METHODS", "TARGETS", "PAIRS", "REPEAT", "DBCOPY_ARGS")
     steering = [f"{name}={os.environ[name]}" for name in names if os.environ.get(name)]
     return shlex.join([*steering, sys.executable, *sys.argv])
 
@@ -162,7 +183,8 @@ def print_header(args):
     print(f"Date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; dbcopy at {dbcopy_version()[0]}")
     print(f"Machine: {os.cpu_count()} CPUs, {platform.platform()}; Python {platform.python_version()}, "
           f"Django {django.get_version()}; {versions[0]}; MariaDB {versions[1]}")
-    print(f"Scale {args.scale}; methods {', '.join(args.methods)}; targets {', '.join(args.targets)}; "
+    pairs = f"; pairs {', '.join(args.pairs)}" if "peers" in args.methods else ""
+    print(f"Scale {args.scale}; methods {', '.join(args.methods)}; targets {', '.join(args.targets)}{pairs}; "
           f"repeat {args.repeat}\n", flush=True)
 
 

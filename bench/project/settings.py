@@ -2,11 +2,16 @@
 
 Aliases: ``default`` is the source (PostgreSQL ``dbcopy_bench_src``); ``pg`` (PostgreSQL
 ``dbcopy_bench_pg``) and ``mariadb`` (MariaDB ``dbcopy_bench_my``) are the destinations.
-bench/run.py drops and recreates all three on every run. Where the servers live can be
-overridden with BENCH_PG_HOST/PORT/USER/PASSWORD and BENCH_MYSQL_HOST/PORT/USER/PASSWORD.
+bench/run.py drops and recreates all three on every run. The peers bench (peers.py) adds two
+sources filled from ``default``: ``mariadb_src`` (MariaDB ``dbcopy_bench_my_src``) and ``sqlite_src``
+(bench/out/peers-src.sqlite3). Where the servers live can be overridden with
+BENCH_PG_HOST/PORT/USER/PASSWORD and BENCH_MYSQL_HOST/PORT/USER/PASSWORD.
 """
 
 import os
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent.parent
 
 
 def env(name, default):
@@ -34,6 +39,9 @@ DATABASES = {
     "default": {**POSTGRES, "NAME": "dbcopy_bench_src"},
     "pg": {**POSTGRES, "NAME": "dbcopy_bench_pg"},
     "mariadb": {**MARIADB, "NAME": "dbcopy_bench_my"},
+    # The peers bench reads from three vendors: these two are filled from `default`.
+    "mariadb_src": {**MARIADB, "NAME": "dbcopy_bench_my_src"},
+    "sqlite_src": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BENCH_DIR / "out" / "peers-src.sqlite3")},
 }
 
 SECRET_KEY = "dbcopy-bench-not-a-secret"  # Never served, never deployed.
