@@ -150,6 +150,12 @@ class Dialect:
         """Insert prepared values the fastest way this vendor offers (default: multi-row INSERT)."""
         self.insert_rows(table, fields, rows)
 
+    def stream_plan(self, step, source):
+        """Return a StreamPlan: whether the step's table streams from the source dialect, and how or why not."""
+        return StreamPlan(
+            False, f"no database-to-database stream from {source.connection.vendor} into {self.connection.vendor}"
+        )
+
     def stream_table(self, step, source, on_rows, translations=None):
         """Copy the whole table database to database; None where this pair of vendors can't.
 
@@ -388,6 +394,17 @@ class NoLock:
 
     def release(self):
         pass
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """Whether a table streams database to database (true) and how it does, or why it does not."""
+
+    streams: bool
+    how: str
+
+    def __bool__(self):
+        return self.streams
 
 
 @dataclass(frozen=True)

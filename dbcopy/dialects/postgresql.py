@@ -15,7 +15,9 @@ from django.db import DatabaseError, IntegrityError, transaction
 
 from ..exceptions import SourceFault
 from . import lines
-from .base import Dialect, ForeignKeyReferrer, atomic_with_deferred_checks, key_range_sql, translated_column_sql
+from .base import (
+    Dialect, ForeignKeyReferrer, StreamPlan, atomic_with_deferred_checks, key_range_sql, translated_column_sql,
+)
 
 # COPY's text format: backslash escapes for the characters that delimit values and rows.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -208,6 +210,19 @@ class PostgreSQLDialect(Dialect):
     def wire_kinds(self, step):
         """Return {field: the wire kind COPY's text format reads for it} (lines.py)."""
         return {field: lines.wire_kinds(field, duration="interval", binary="bytea") for field in step.fields}
+
+    def stream_plan(self, step, source):
+        if not (self.has_copy and getattr(source, "has_copy", True)):
+            return StreamPlan(False, "psycopg 3 has no copy_expert(): INSERT in chunks")
+        if isinstance(source, PostgreSQLDialect):
+            form = "binary" if self.same_column_types(step, source) is not None else "text: column types differ"
+            how = f"COPY TO STDOUT → COPY FROM STDIN ({form})"
+        else:
+            sql = lines.line_select_sql(source, self, step, self.wire_kinds(step))
+            if not sql:
+                return StreamPlan(False, sql.reason)
+            how = f"{source.connection.display_name} SELECT spelling COPY lines → COPY FROM STDIN"
+        return StreamPlan(True, f"{how}; {self.load_checks(step.table).reason}")
 
     def stream_table(self, step, source, on_rows, translations=None):
         """Stream the table into `COPY … FROM STDIN` in one transaction; None where this pair can't.
