@@ -20,6 +20,7 @@ from django.db import connections
 
 from dbcopy.dialects import lines
 from dbcopy.dialects import postgresql as pg_dialect
+from dbcopy.dialects import sqlite_stream
 from dbcopy.runner import Runner
 from tests import helpers as h
 from tests.copytest import models as m
@@ -141,6 +142,8 @@ def test_killed_connection_mid_table_is_retried_from_the_last_committed_key(sour
     # Where the fast writer streams the table, it reports progress as often as chunks of 50 would.
     monkeypatch.setattr(lines, "FETCH_ROWS", 50)
     monkeypatch.setattr(pg_dialect, "_STREAM_REPORT_EVERY", 50)
+    monkeypatch.setattr(sqlite_stream, "BATCH_ROWS", 50)
+    monkeypatch.setattr(sqlite_stream, "STREAM_REPORT_EVERY", 50)
     seed_categories(source, 600)
     state = kill_at_chunk(monkeypatch, CATEGORY, killed, chunk=3)
     result = h.dbcopy("copy", CATEGORY, source=source, dest=dest, chunk_size=50, writer=writer, report_json=report_path)

@@ -17,7 +17,10 @@ WRITER_PAIRS = [
     h.pair("sqlite_a", "mysql_b"),
 ]
 # Whole tables stream database to database between these vendors.
-STREAMING = {("pg_a", "pg_b"), ("pg_a", "mysql_b"), ("sqlite_a", "pg_b"), ("mysql_a", "pg_b"), ("mysql_a", "mysql_b"), ("sqlite_a", "mysql_b")}
+STREAMING = {
+    ("pg_a", "pg_b"), ("pg_a", "mysql_b"), ("sqlite_a", "pg_b"), ("mysql_a", "pg_b"), ("mysql_a", "mysql_b"), ("sqlite_a", "mysql_b"),
+    ("pg_a", "sqlite_b"), ("mysql_a", "sqlite_b"),
+}
 
 
 def snapshot(alias):

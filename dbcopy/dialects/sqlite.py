@@ -6,6 +6,7 @@ import re
 from urllib.parse import unquote, urlsplit
 
 from ..canonical import register_sqlite_functions
+from . import sqlite_stream
 from .base import Dialect, ForeignKeyReferrer, NoLock, atomic_with_deferred_checks
 
 # Every FK of every table in the main database, one row per column (Django's get_constraints
@@ -114,6 +115,17 @@ class SQLiteDialect(Dialect):
         placeholders = ", ".join(["%s"] * len(fields))
         with self.connection.cursor() as cursor:
             cursor.executemany(f"INSERT INTO {self.quote(table)} ({columns}) VALUES ({placeholders})", rows)
+
+    def stream_plan(self, step, source):
+        return sqlite_stream.stream_plan(self, step, source)
+
+    def stream_table(self, step, source, on_rows, translations=None):
+        """Load the table with executemany() of one INSERT in one transaction, from a PostgreSQL or
+        MariaDB/MySQL source that spells each value as Django's SQLite backend stores it (sqlite_stream.py).
+
+        Return the rows copied, or None where this pair or table can't be spelled exactly.
+        """
+        return sqlite_stream.stream_table(self, step, source, on_rows, translations)
 
     def foreign_key_referrers(self, tables):
         # SQLite matches table names case-insensitively; report them as the caller spelled them.
