@@ -86,6 +86,10 @@ def stream_table(dest, step, source, on_rows, translations=None):
 def stream_plan(dest, step, source):
     """Return a StreamPlan: whether the step's table streams from `source` into SQLite, how, or why not."""
     speller = _SPELLERS.get(source.connection.vendor)
+    if source.connection.vendor == "sqlite":
+        # Copying stored values as they are would also copy what Django cannot read (an impossible
+        # date, text that is not UTF-8), which the value-by-value path names and refuses.
+        return StreamPlan(False, "SQLite to SQLite goes value by value, which refuses values Django cannot read")
     if speller is None or not speller.can_read(source):
         return StreamPlan(False, f"no stream from {source.connection.vendor} into SQLite")
     spellings = column_spellings(speller, step, source, dest, {})
