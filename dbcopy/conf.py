@@ -8,6 +8,9 @@ DEFAULTS = {
     # Tables whose destination rows `migrate` itself creates and that are copied by primary key,
     # replacing what migrate put there (the default Site is example.com with id 1).
     "SEEDED_MODELS": ("sites.Site",),
+    # With --jobs above 1, a table holding at least this many source rows (and an integer primary key)
+    # is copied as up to --jobs key ranges at once, each its own stream or chunks and transactions.
+    "SPLIT_ROWS": 100_000,
     # Upper bound for one multi-row INSERT, so MySQL's max_allowed_packet never rejects a batch.
     "MAX_STATEMENT_BYTES": 4 * 1024 * 1024,
     # Seconds a driver may take to connect (PostgreSQL, MySQL) before dbcopy reports the server

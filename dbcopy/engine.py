@@ -1,13 +1,16 @@
 """Copy a CopyPlan: the copy strategy (one table's rows in keyset chunks or one stream) and run_plan()."""
 
+from dataclasses import replace
+
 from django.db import DatabaseError, models, transaction
-from django.db.models import Case, Value, When
+from django.db.models import Case, Max, Value, When
 
 from . import conf
+from .dialects.base import StreamPlan
 from .diagnose import explain_rejection, first_line
 from .exceptions import CopyError, DbcopyError, SourceFault
-from .plan import COPY, REPLACE, relation_target
-from .rows import RowReader, RowWriter, pk_fields
+from .plan import COPY, REMAP, REPLACE, count_tables, describe_range, relation_target, splittable
+from .rows import RowReader, RowWriter, pk_fields, within_key_range
 from .runner import Runner
 from .storage import column_field
 
@@ -21,8 +24,9 @@ def run_plan(plan, chunk_size=None, truncate=False, on_progress=None, writer="fa
     """Copy every step of the plan and return a RunResult with one StepResult per step.
 
     writer: "fast" (the destination's bulk-load path) or "bulk_create" (Django's insert compiler, the
-    reference). jobs: steps copied at once, each worker with its own connections. resume: continue
-    an interrupted copy into a partly filled destination.
+    reference). jobs: steps copied at once, each worker with its own connections (and big tables split
+    into key ranges, see plan.range_count). resume: continue an interrupted copy into a partly filled
+    destination.
     """
     if writer not in WRITERS:
         raise DbcopyError(f"Unknown writer {writer!r}: choose one of {', '.join(WRITERS)}")
@@ -50,13 +54,24 @@ class DatabaseRows:
     """Where the copy strategy reads a table's rows: the source database (an import reads a dump)."""
 
     can_stream = True  # the dialects' database-to-database streams may take the table
+    can_split = True  # a table may be read as key ranges, each by a worker of its own
 
     def count(self, step):
-        return step.model._base_manager.using(step.source).count()
+        """Return the source's rows of the step (of its key range, for a part of a split table)."""
+        return within_key_range(step.model._base_manager.using(step.source), step.key_range).count()
+
+    def count_tables(self, steps):
+        """Return {step: source rows} of the steps that copy rows, counted in one query per source."""
+        copying = [step for step in steps if step.kind != REMAP]
+        counts = {}
+        for source in dict.fromkeys(step.source for step in copying):
+            models = [step.model for step in copying if step.source == source]
+            counts.update({(source, model): rows for model, rows in count_tables(source, models).items()})
+        return {step: counts[(step.source, step.model)] for step in copying}
 
     def key_at(self, step, position):
         """Return the source's primary key at `position` (0-based) in key order: one OFFSET, once."""
-        reader = RowReader(step.model, step.source, pk_fields(step.model))
+        reader = RowReader(step.model, step.source, pk_fields(step.model), key_range=step.key_range)
         return tuple(reader.queryset().values_list(*reader.key_columns())[position:position + 1].get())
 
     def chunks(self, step, reader, size, start_after=None):
@@ -92,6 +107,20 @@ class CopyStrategy:
     def chunk_size(self):
         return self.runner.chunk_size
 
+    @property
+    def can_split(self):
+        """Whether the runner may copy a big table as key ranges (the rows come from a database)."""
+        return getattr(self.rows, "can_split", False)
+
+    def count_tables(self, steps):
+        """Return {step: source rows} counted on this thread's connection (the run's snapshot) in as few
+        queries as the source allows; {} where the rows do not come from a database."""
+        counting = getattr(self.rows, "count_tables", None)
+        if counting is None or not steps:
+            return {}
+        self.runner.reader(steps[0])
+        return counting(steps)
+
     def run(self, step, result):
         """Copy the step's rows; on a retry, continue after the last committed key."""
         runner = self.runner
@@ -102,6 +131,8 @@ class CopyStrategy:
         if result.last_key is None and self.writer == "fast" and self.rows.can_stream and self.stream(step, result):
             result.method = "stream"
             return
+        if self.writer == "bulk_create":
+            result.path = "Django's insert compiler (--writer bulk_create)"
         result.method = self.writer
         self.copy_chunks(step, result)
         self.finish_reading(step, result)
@@ -114,10 +145,12 @@ class CopyStrategy:
         result.source_deferred = self.rows.deferred_counts(step)
 
     def start(self, step, result):
-        """Prepare the table; return False if there is nothing left to copy (--resume of a finished table)."""
+        """Prepare the table (or key range); return False if there is nothing left to copy (--resume of a
+        finished one)."""
         result.method = self.writer
-        result.source_rows = self.rows.count(step)
-        dest_rows = step.model._base_manager.using(step.dest).count()
+        counted = self.runner.snapshot_count(step)  # every table, counted at once in the run's snapshot
+        result.source_rows = counted if counted is not None else self.rows.count(step)
+        dest_rows = within_key_range(step.model._base_manager.using(step.dest), step.key_range).count()
         if self.runner.resume and dest_rows:
             return self.resume_from(step, result, dest_rows)
         if step.kind == REPLACE:
@@ -133,25 +166,56 @@ class CopyStrategy:
             result.method = "resumed"
             self.finish_reading(step, result)
             return False
+        if step.key_range is not None:
+            result.last_key = self.range_resume_point(step, dest_rows)
+            return True
         reader = RowReader(step.model, step.source, pk_fields(step.model))
         # The destination holds the first `dest_rows` keys in the source's order (chunks commit in
         # order), so the last of them is the source's key at that position.
         boundary = self.rows.key_at(step, dest_rows - 1)
-        if not reader.rows_at(step.dest, [boundary], self.runner.remaps.keys(step).to_dest):
-            raise CopyError(
-                step.label, step.dest,
-                reason=f"its {dest_rows:,} rows are not the first {dest_rows:,} of the source in primary-key "
-                       "order, so --resume cannot tell where the interrupted copy stopped",
-                fix="copy the table again with --truncate",
-            )
+        if not reader.rows_at(step.dest, [boundary], self.runner.remaps.keys(step).to_dest) or (
+            self.holds_keys_after(step, boundary)
+        ):
+            raise self.not_a_prefix(step, dest_rows, "copy the table again with --truncate")
         result.last_key = tuple(boundary)
         return True
+
+    def holds_keys_after(self, step, boundary):
+        """Return whether the destination holds rows after the boundary key, where both databases order
+        the keys alike (one integer column): key ranges an earlier run copied apart, out of order."""
+        if not splittable(step):
+            return False
+        return within_key_range(step.model._base_manager.using(step.dest), (boundary[0], None)).exists()
+
+    def range_resume_point(self, step, dest_rows):
+        """Return the key after which a key range continues: the destination's last key in the range.
+
+        A range commits its chunks in key order (the ranges of a table commit apart, in any order), so
+        the destination holds the source's rows of the range up to its last key, as many as the source.
+        """
+        attname = step.model._meta.pk.attname
+        at_dest = within_key_range(step.model._base_manager.using(step.dest), step.key_range)
+        last = at_dest.aggregate(last=Max(attname))["last"]
+        if self.rows.count(replace(step, key_range=(step.key_range[0], last))) != dest_rows:
+            raise self.not_a_prefix(
+                step, dest_rows, "copy the table again with --truncate, or resume with the --jobs of the interrupted run"
+            )
+        return (last,)
+
+    def not_a_prefix(self, step, dest_rows, fix):
+        where = f" with {describe_range(step.key_range)}" if step.key_range is not None else ""
+        return CopyError(
+            step.label, step.dest,
+            reason=f"its {dest_rows:,} rows{where} are not the first {dest_rows:,} of the source in primary-key "
+                   "order, so --resume cannot tell where the interrupted copy stopped",
+            fix=fix,
+        )
 
     # --- chunks --------------------------------------------------------------------------------
 
     def copy_chunks(self, step, result):
         runner = self.runner
-        reader = RowReader(step.model, step.source, step.fields)
+        reader = RowReader(step.model, step.source, step.fields, key_range=step.key_range)
         dialect = runner.dialect(step.dest)
         writer = RowWriter(step, runner.remaps, dialect.connection, for_compiler=self.writer == "bulk_create")
         for rows in self.rows.chunks(step, reader, self.chunk_size, start_after=result.last_key):
@@ -170,12 +234,18 @@ class CopyStrategy:
     def stream(self, step, result):
         """Stream the table database-to-database where the dialect can; False to copy chunk by chunk."""
         if step.kind != COPY:
+            result.path = "replaces the rows migrate created, in chunks"
             return False
         runner = self.runner
+        plan = stream_plan(runner.dialect(step.dest), step, runner.reader(step))
+        result.path = plan.how
+        if not plan:
+            return False
         translations = {f: runner.remaps.mapping(step, f) for f in step.fields if f.is_relation}
         translations = {f: mapping for f, mapping in translations.items() if mapping is not None}
         if any(self.has_unmapped_ids(step, f, mapping) for f, mapping in translations.items()):
-            return False  # the value-by-value path names the row with the dangling id
+            result.path = "a content type or permission id the destination lacks: in chunks, which name the row"
+            return False
         on_rows = lambda copied: runner.progress("chunk", step, rows=None, copied=copied)  # noqa: E731
         result.copied = 0  # a stream is one transaction: a retry starts the table again
         try:
@@ -184,16 +254,20 @@ class CopyStrategy:
             if runner.is_transient(step, exc) or isinstance(exc, SourceFault):
                 raise
             # Nothing was committed; the chunked path finds and names the row the destination refuses.
+            result.path = f"streaming failed ({first_line(exc)}); copied in chunks"
             runner.on_progress("note", step, message=f"streaming failed ({first_line(exc)}); copying in chunks")
             return False
         if copied is None:
+            result.path = "the stream was not available at run time (a value only the value-by-value path " \
+                          "stores alike, or LOCAL INFILE refused): copied in chunks"
             return False
         result.copied = copied
         return True
 
     def has_unmapped_ids(self, step, field, mapping):
         """Return whether the source column holds an id the map lacks (a dangling reference)."""
-        rows = step.model._base_manager.using(step.source).filter(**{f"{field.attname}__isnull": False})
+        rows = within_key_range(step.model._base_manager.using(step.source), step.key_range)
+        rows = rows.filter(**{f"{field.attname}__isnull": False})
         return rows.exclude(**{f"{field.attname}__in": list(mapping)}).exists()
 
     def insert_one_by_one(self, step, reader, rows, prepared, chunk_error, result):
@@ -256,6 +330,24 @@ class CopyStrategy:
                 with transaction.atomic(using=step.dest):
                     reader.with_keys(manager, [key for key, _ in at_dest]).update(**updates)
             runner.checkpoint()
+
+
+def stream_plan(dest_dialect, step, source_dialect):
+    """Return the dialects' StreamPlan for the step: how its table streams, or why it goes in chunks."""
+    if step.kind == REMAP:
+        return StreamPlan(False, "matched by natural key, ids translated")
+    if step.kind == REPLACE:
+        return StreamPlan(False, "replaces the rows migrate created, in chunks")
+    return dest_dialect.stream_plan(step, source_dialect)
+
+
+def stream_plans(plan, writer="fast"):
+    """Return {step: StreamPlan} for every step of the plan, as a copy with this writer takes it."""
+    from .dialects import dialect_for
+
+    if writer == "bulk_create":
+        return {step: StreamPlan(False, "Django's insert compiler (--writer bulk_create)") for step in plan.steps}
+    return {step: stream_plan(dialect_for(step.dest), step, dialect_for(step.source)) for step in plan.steps}
 
 
 def find_rejected_row(runner, step, reader, rows, prepared, chunk_error, write, on_row=None):

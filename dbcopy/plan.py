@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field as dataclass_field, replace
 
 from django.apps import apps
-from django.db import DatabaseError, router
+from django.db import DatabaseError, connections, models as django_models, router
 
 from . import conf
 from .aliases import describe, is_url_alias, same_database
@@ -12,6 +12,15 @@ from .exceptions import PlanError
 from .graph import model_label, order_models
 
 COPY, REMAP, REPLACE = "copy", "remap", "replace"
+# Primary keys a table can be split on into key ranges: Django's own integer fields, exactly these
+# types (a subclass may store or hand out its values otherwise).
+INTEGER_KEYS = (
+    django_models.AutoField, django_models.BigAutoField, django_models.SmallAutoField,
+    django_models.IntegerField, django_models.BigIntegerField, django_models.SmallIntegerField,
+    django_models.PositiveIntegerField, django_models.PositiveBigIntegerField, django_models.PositiveSmallIntegerField,
+)
+# Tables counted per query; SQLite takes at most 500 terms in one compound SELECT.
+TABLES_PER_COUNT = 100
 
 
 @dataclass(frozen=True)
@@ -229,18 +238,31 @@ def build_plan(source, dest=None, labels=(), exclude=(), include_unmanaged=False
                 group=group_of.get(model),
             )
         )
-    steps, index_skips = _split_search_indexes(steps)
+    tables_of = _TableNames()
+    steps, index_skips = _split_search_indexes(steps, tables_of)
     skipped += index_skips
-    _require_source_tables(source, steps)
+    _require_source_tables(source, steps, tables_of)
     if count_rows:
-        steps = [_with_count(step) for step in steps]
+        steps = _with_counts(steps)
     plan_steps = tuple(steps)
     warnings = tuple(_relation_warnings(plan_steps, dest_of, remapped, source))
     groups = {i: tuple(model_label(m) for m in g) for i, g in enumerate(ordering.constraint_groups)}
     return CopyPlan(source, plan_steps, tuple(skipped), warnings, dest, groups, abstract_count=abstract_count)
 
 
-def _split_search_indexes(steps):
+class _TableNames:
+    """Return an alias' table names, asking its database once per plan."""
+
+    def __init__(self):
+        self.tables = {}
+
+    def __call__(self, alias):
+        if alias not in self.tables:
+            self.tables[alias] = dialect_for(alias).table_names()
+        return self.tables[alias]
+
+
+def _split_search_indexes(steps, tables_of):
     """Set aside the steps whose table is a search index the two databases cannot share.
 
     Apps build full-text indexes per vendor: a table on some vendors only (an SQLite FTS5 table),
@@ -248,13 +270,6 @@ def _split_search_indexes(steps):
     PostgreSQL). There is nothing to copy, and the app's own command rebuilds the index from the
     copied rows. Return the remaining steps and a Skipped per step set aside.
     """
-    tables = {}
-
-    def tables_of(alias):
-        if alias not in tables:
-            tables[alias] = dialect_for(alias).table_names()
-        return tables[alias]
-
     kept, skipped = [], []
     for step in steps:
         reason = _vendor_index_reason(step) or _one_sided_index_reason(step, tables_of)
@@ -299,11 +314,11 @@ def _one_sided_index_reason(step, tables_of):
     return None
 
 
-def _require_source_tables(source, steps):
+def _require_source_tables(source, steps, tables_of):
     """Refuse a source that lacks planned tables (not migrated, or another project's database)."""
     if not steps:
         return
-    present = dialect_for(source).table_names()
+    present = tables_of(source)
     missing = sorted({f"{step.table} ({step.label})" for step in steps if step.table not in present})
     if missing:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
@@ -338,9 +353,93 @@ def _can_defer(group, dest_of):
     return len(dests) == 1 and dialect_for(dests.pop()).can_defer_constraints
 
 
-def _with_count(step):
-    count = step.model._base_manager.using(step.source).count()
-    return replace(step, source_rows=count)
+def count_tables(alias, models):
+    """Return {model: rows of its table at alias}, counting many tables in one query (one round trip,
+    not one per table). A model whose base manager is its own (Meta.base_manager_name) is counted
+    through it, as the copy reads it."""
+    counts, plain = {}, []
+    for model in dict.fromkeys(models):
+        if model._meta.base_manager_name:
+            counts[model] = model._base_manager.using(alias).count()
+        else:
+            plain.append(model)
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    for start in range(0, len(plain), TABLES_PER_COUNT):
+        batch = plain[start:start + TABLES_PER_COUNT]
+        sql = " UNION ALL ".join(
+            f"SELECT {number}, COUNT(*) FROM {quote(model._meta.db_table)}" for number, model in enumerate(batch)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            for number, rows in cursor.fetchall():
+                counts[batch[number]] = rows
+    return counts
+
+
+def splittable(step):
+    """Return whether the step's table can be copied as key ranges: a plain copy outside a cycle of
+    deferred checks, keyed by one integer column that holds the same values at the destination."""
+    if step.kind != COPY or step.group is not None:
+        return False
+    field = step.model._meta.pk
+    while field.is_relation:  # a child table's link to its parent: the parent's key
+        if relation_target(field) in remapped_models():
+            return False  # a content type id as key: another value at the destination
+        field = field.target_field
+    return type(field) in INTEGER_KEYS
+
+
+def range_count(step, jobs, rows=None):
+    """Return how many key ranges a run with `jobs` workers copies the step's table in (1: whole).
+
+    rows: the table's source rows (default: the plan's count). A table is split once it holds
+    DBCOPY_SPLIT_ROWS rows, into as many ranges as workers may write to its destination at once.
+    """
+    rows = step.source_rows if rows is None else rows
+    if jobs < 2 or rows is None or rows < max(1, conf.get("SPLIT_ROWS")) or not splittable(step):
+        return 1
+    return max(1, min(jobs, dialect_for(step.dest).max_concurrent_writers, rows))
+
+
+def key_ranges(step, parts, rows):
+    """Return up to `parts` key ranges (low, high] of about rows / parts rows each, covering the table.
+
+    Each boundary is the key at its position in key order (one index lookup with OFFSET, parts - 1
+    times), read on this thread's connection to the source (the run's snapshot). The first range has
+    no low end and the last no high end, so rows the count missed are copied too.
+    """
+    attname = step.model._meta.pk.attname
+    keys = step.model._base_manager.using(step.source).order_by(attname).values_list(attname, flat=True)
+    bounds = []
+    for part in range(1, parts):
+        position = part * rows // parts - 1
+        found = list(keys[position:position + 1])
+        if not found:
+            break  # fewer rows than counted: the ranges found so far cover the rest
+        if not bounds or found[0] > bounds[-1]:
+            bounds.append(found[0])
+    return list(zip([None, *bounds], [*bounds, None]))
+
+
+def describe_range(key_range):
+    """Spell a key range as its rows' keys: 'pk <= 500', '500 < pk <= 900', 'pk > 900'."""
+    low, high = key_range
+    if low is None and high is None:
+        return "every pk"
+    if low is None:
+        return f"pk <= {high}"
+    if high is None:
+        return f"pk > {low}"
+    return f"{low} < pk <= {high}"
+
+
+def _with_counts(steps):
+    """Return the steps with the source's row count of each table."""
+    counts = {}
+    for source in dict.fromkeys(step.source for step in steps):
+        counts[source] = count_tables(source, [step.model for step in steps if step.source == source])
+    return [replace(step, source_rows=counts[step.source][step.model]) for step in steps]
 
 
 def _relation_warnings(steps, dest_of, remapped, source):

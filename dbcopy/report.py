@@ -44,9 +44,11 @@ class Report:
 
     # --- plan ----------------------------------------------------------------------------------
 
-    def plan(self, plan, sync_options=None, consistency=None, digests=None):
+    def plan(self, plan, sync_options=None, consistency=None, digests=None, jobs=None, splits=None, paths=None):
         """Print the ordered steps, skipped models and warnings; for a sync, how each model is read;
-        with digests (content.digest_methods()), which tables a content check digests in Python."""
+        with digests (content.digest_methods()), which tables a content check digests in Python; with
+        jobs ((workers, why)), how many workers run, and splits ({step: key ranges}), the big tables they
+        copy in key ranges."""
         if self.verbosity < 1:
             return
         verb = "sync" if sync_options else "copy"
@@ -58,7 +60,7 @@ class Report:
             cells = [str(number), step.label, step.table, describe_dest(step.dest), _num(step.source_rows)]
             if sync_options:
                 cells.append(_sync_reads(step, sync_options))
-            table.add_row(*cells, _notes(step, plan))
+            table.add_row(*cells, _notes(step, plan, (splits or {}).get(step, 1)))
         self.console.print(table)
         for skipped in plan.skipped:
             where = f" (→ '{skipped.dest}')" if skipped.dest else ""
@@ -69,10 +71,25 @@ class Report:
         left_out = [f"{len(plan.skipped)} models skipped", _abstract_note(plan.abstract_count),
                     f"{len(plan.warnings)} warnings"]
         self.say(f"{len(plan.steps)} steps, {total} rows at the source, into {dests}; {_listing(left_out)}.")
+        if jobs is not None:
+            self.say(f"Workers: --jobs {jobs[0]} ({jobs[1]})")
         if consistency is not None:
             self.say(f"Source snapshot: {consistency.describe()}")
         if digests is not None:
             self.digests([(step.label, describe_dest(step.dest), method, reason) for step, method, reason in digests])
+        if paths is not None:
+            self.paths(paths)
+
+    def paths(self, paths, level=2):
+        """Say (-v 2) how each table's rows travel: which stream and how it checks keys, or why in chunks.
+
+        paths: {step: StreamPlan}.
+        """
+        streams = sum(1 for how in paths.values() if how)
+        self.say(f"Paths: {streams} tables stream database to database, {len(paths) - streams} go in chunks.", level)
+        for step, how in paths.items():
+            kind = "stream" if how else "chunks"
+            self.say(f"  {step.label} → '{describe_dest(step.dest)}': {kind}: {how.how}", level)
 
     def digests(self, tables, level=1):
         """Say how many tables the content check digests inside the databases, and which in Python and why.
@@ -89,8 +106,14 @@ class Report:
         for warning in warnings:
             self.say(f"[yellow]warning:[/] {warning}")
 
-    def run_facts(self, result):
-        """Print what the reconciliation table cannot: snapshot, retries, interrupts, run-wide problems."""
+    def run_facts(self, result, jobs=None):
+        """Print what the reconciliation table cannot: snapshot, retries, interrupts, run-wide problems;
+        at -v 2, the workers (jobs: (workers, why)) and the tables copied in key ranges."""
+        if jobs is not None:
+            self.say(f"Workers: --jobs {jobs[0]} ({jobs[1]})", level=2)
+        split = [f"{r.step.label} ({r.key_ranges})" for r in result.results if r.key_ranges > 1]
+        if split:
+            self.say(f"Copied in key ranges: {', '.join(split)}", level=2)
         if result.consistency is not None:
             self.say(f"Source snapshot: {result.consistency.describe()}")
         if result.retries:
@@ -184,12 +207,28 @@ class Report:
         self.say(f"[green]Exported {result.rows:,} rows of {len(result.models)} models[/] to {target}: "
                  f"{result.bytes_written:,} bytes in {result.seconds:.2f} s ({rate:,.0f} rows/s).")
 
-    def write_json(self, path, command, source, rows, result=None):
+    def timings(self, timings):
+        """Print the seconds each phase of the command took (-v 2): the fixed costs beside the copy."""
+        if timings:
+            self.say("Timings: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items()), level=2)
+
+    def write_json(self, path, command, source, rows, result=None, timings=None, jobs=None):
+        by_table = {}
+        for step_result in result.results if result is not None else ():
+            by_table[(step_result.step.label, describe_dest(step_result.step.dest))] = step_result
+        models = []
+        for row in rows:
+            entry = row.as_dict()
+            step_result = by_table.get((row.model, row.dest))
+            if step_result is not None:
+                entry["key_ranges"] = step_result.key_ranges
+                entry["path"] = step_result.path  # how the table streamed, or why it went in chunks
+            models.append(entry)
         document = {
             "command": command,
             "ok": is_ok(rows) and not (result and (result.problems or result.interrupted)),
             "source": describe(source),
-            "models": [row.as_dict() for row in rows],
+            "models": models,
             # Abstract models have no table to copy or count: a number, so consumers see no entry for them.
             "abstract_models_without_table": getattr(rows, "abstract_count", 0),
         }
@@ -201,7 +240,10 @@ class Report:
                 "retries": result.retries,
                 "interrupted_by": signal.Signals(result.interrupted).name if result.interrupted else None,
                 "problems": list(result.problems),
+                "jobs": jobs,
             })
+        if timings is not None:
+            document["timings"] = timings
         Path(path).write_text(json.dumps(document, indent=2, default=str) + "\n")
         self.say(f"Report written to {path}", level=2)
 
@@ -269,8 +311,10 @@ def _sync_reads(step, sync_options):
     return f"by cursor {cursor}" if cursor else "in full"
 
 
-def _notes(step, plan):
+def _notes(step, plan, key_ranges=1):
     notes = []
+    if key_ranges > 1:
+        notes.append(f"split into {key_ranges} key ranges, copied at once")
     if step.kind == REMAP:
         notes.append("match by natural key, translate ids")
     if step.kind == REPLACE:
@@ -303,7 +347,9 @@ class _PlainProgress:
             report.say(f"[yellow]retrying[/] {data['message']}")
         elif event == "start":
             self.started[step] = time.monotonic()
-            report.say(f"Copying {step.label} → '{describe_dest(step.dest)}' ({_num(data.get('total'))} rows)", level=2)
+            total = data.get("total")
+            rows = f" ({total:,} rows)" if total is not None else ""
+            report.say(f"Copying {step.label} → '{describe_dest(step.dest)}'{rows}", level=2)
         elif event == "chunk":
             report.say(f"  {step.label}: {_num(data['copied'])} rows", level=2)
         elif event == "finish":
@@ -320,14 +366,15 @@ class _PlainProgress:
                 report.say(f"matched {step.label} → '{describe_dest(step.dest)}' by natural key: {result.copied:,} added")
                 return
             rate = result.copied / result.seconds if result.seconds > 0 else 0
+            ranges = f", {result.key_ranges} key ranges" if result.key_ranges > 1 else ""
             report.say(f"copied {step.label} → '{describe_dest(step.dest)}': {result.copied:,} rows in "
-                       f"{result.seconds:.2f} s ({rate:,.0f} rows/s, {result.method})")
+                       f"{result.seconds:.2f} s ({rate:,.0f} rows/s, {result.method}{ranges})")
         elif event == "error":
             report.error(data["message"])
         elif event == "skipped":
             report.say(f"[yellow]skipped[/] {step.label}: {data['message']}")
         elif event == "note":
-            report.say(f"[yellow]note[/] {step.label}: {data['message']}")
+            report.say(f"[yellow]note[/] {step.label + ': ' if step is not None else ''}{data['message']}")
 
 
 class _RichProgress(_PlainProgress):

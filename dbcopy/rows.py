@@ -31,16 +31,34 @@ def pk_fields(model):
     return list(getattr(meta, "pk_fields", [meta.pk]))
 
 
+def within_key_range(qs, key_range):
+    """Return the queryset narrowed to the rows of a key range (low, high]: an integer primary key
+    > low and <= high, None leaving that side open (plan.Step.key_range)."""
+    if key_range is None:
+        return qs
+    low, high = key_range
+    attname = qs.model._meta.pk.attname
+    if low is not None:
+        qs = qs.filter(**{f"{attname}__gt": low})
+    if high is not None:
+        qs = qs.filter(**{f"{attname}__lte": high})
+    return qs
+
+
 def key_value(key):
     """Return a key tuple as pk= takes it: the value of a one-column key, the tuple of a composite one."""
     return key[0] if len(key) == 1 else key
 
 
 class RowReader:
-    """Read a step's columns from the source, ordered and paged by primary key (never OFFSET)."""
+    """Read a step's columns from the source, ordered and paged by primary key (never OFFSET).
 
-    def __init__(self, model, source, fields):
+    key_range: (low, high) to read only the rows of one key range of the table (see within_key_range).
+    """
+
+    def __init__(self, model, source, fields, key_range=None):
         self.model, self.source, self.fields = model, source, tuple(fields)
+        self.key_range = key_range
         self.pk_fields = pk_fields(model)
         self.pk_positions = [self.fields.index(f) for f in self.pk_fields]
         self.dates = [
@@ -54,7 +72,7 @@ class RowReader:
 
     def queryset(self):
         # _base_manager: a default manager that filters rows (soft delete, tenants) must not hide them.
-        qs = self.model._base_manager.using(self.source)
+        qs = within_key_range(self.model._base_manager.using(self.source), self.key_range)
         return qs.order_by(*[f.attname for f in self.pk_fields])
 
     def after(self, qs, last_key):

@@ -1,16 +1,19 @@
 """Run a plan: the one scheduler behind `copy` and `sync`.
 
-The runner owns everything around the rows: the order of steps and the --jobs workers, the source
-snapshot, retries after transient faults, interrupts, truncation, and the post-passes (deferred
-foreign keys, sequences). A strategy (engine.CopyStrategy, sync.SyncStrategy, remap.RemapStrategy)
-moves one table's rows and nothing else.
+The runner owns everything around the rows: the order of steps and the --jobs workers (a big table
+split into key ranges, one per worker), the source snapshot, retries after transient faults,
+interrupts, truncation, and the post-passes (deferred foreign keys, sequences). A strategy
+(engine.CopyStrategy, sync.SyncStrategy, remap.RemapStrategy) moves one table's rows (or one key
+range's) and nothing else.
 """
 
+import os
 import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 
 from django.db import DatabaseError, connections, transaction
 
@@ -18,7 +21,7 @@ from .aliases import describe
 from .diagnose import first_line
 from .dialects import dialect_for
 from .exceptions import CopyError, DbcopyError, DestinationLocked, Interrupted, SourceFault
-from .plan import COPY, REMAP, REPLACE, relation_target
+from .plan import COPY, REMAP, REPLACE, describe_range, key_ranges, range_count, relation_target
 from .remap import RemapStrategy
 from .results import Consistency, RunResult, Status, StepResult
 from .rows import Remaps, key_value
@@ -27,6 +30,8 @@ from .rows import Remaps, key_value
 BACKOFF = (0.5, 2.0, 5.0)
 # How often the main thread looks up from waiting on --jobs workers (signals are handled then).
 POLL_SECONDS = 0.2
+# The most --jobs workers a run takes when --jobs is not given (and the source shares its snapshot).
+MAX_DEFAULT_JOBS = 4
 
 
 def _no_progress(event, step, **data):
@@ -39,11 +44,13 @@ class Runner:
     def __init__(self, plan, strategy_class, *, chunk_size, on_progress=None, jobs=1, retries=3,
                  truncate=False, resume=False, debug=False, **strategy_options):
         self.plan, self.chunk_size = plan, chunk_size
-        self.on_progress = on_progress or _no_progress
+        self.listener = on_progress or _no_progress
         self.jobs, self.retries = max(1, jobs), max(0, retries)
         self.truncate_first, self.resume, self.debug = truncate, resume, debug
         self.remaps = Remaps()
         self.results = {}
+        self.counted = {}  # step -> its table's source rows, counted with every table in the snapshot
+        self.split_tables = {}  # key range step -> the SplitTable it is part of
         self.broken = {}  # (dest, model) -> label of the failed step it depends on
         self.problems = []
         self.local = threading.local()
@@ -80,6 +87,21 @@ class Runner:
             self.checkpoint()  # streams report from inside the COPY: raising there aborts it
         self.on_progress(event, step, **data)
 
+    def on_progress(self, event, step, **data):
+        """Tell the listener; the events of a key range become its table's (one bar, one line per table)."""
+        split = self.split_tables.get(step)
+        if split is None:
+            self.listener(event, step, **data)
+            return
+        data = split.table_event(event, step, data)
+        if data is not None:
+            self.listener(event, split.step, **data)
+
+    def snapshot_count(self, step):
+        """Return the step's source rows as counted with every table at the start, where that count is
+        the one its reader sees (every reader in one snapshot); else None: count them when reading."""
+        return self.counted.get(step) if self.snapshot.shared_by_every_reader() else None
+
     # --- the run -------------------------------------------------------------------------------
 
     def run(self):
@@ -90,7 +112,8 @@ class Runner:
                 if self.truncate_first:
                     for dest in self.plan.dests:
                         self.truncate(dest)
-                self.run_units(_units(steps))
+                self.run_units(self.units(steps))
+                self.finish_split_tables()
                 self.post_passes(steps)
             finally:
                 self.snapshot.close()
@@ -101,6 +124,67 @@ class Runner:
             [self.results[step] for step in steps], consistency=self.snapshot.consistency(),
             interrupted=self.stop_signal, problems=list(self.problems),
         )
+
+    def units(self, steps):
+        """Return the units to run: a cycle group, a table, or one key range of a big table."""
+        units = []
+        self.counted = self.count_source(steps)
+        for unit in _units(steps):
+            split = self.split(unit[0]) if len(unit) == 1 else None
+            if split is None:
+                units.append(unit)
+                continue
+            for part in split.parts:
+                self.split_tables[part] = split
+                units.append([part])
+        return units
+
+    def count_source(self, steps):
+        """Count the source rows of every table in one go, in the run's snapshot (where the strategy reads
+        a database): the progress totals, the key ranges and, where every reader shares the snapshot,
+        the count the reconciliation compares with."""
+        count_tables = getattr(self.strategy, "count_tables", None)
+        if count_tables is None:
+            return {}
+        try:
+            return count_tables(steps)
+        except DatabaseError as exc:
+            self.on_progress("note", None, message=f"could not count the source's tables at once "
+                                                   f"({first_line(exc)}); counting each as it is copied")
+            if not connection_alive(self.plan.source):
+                close_quietly(self.plan.source)
+            return {}
+
+    def split(self, step):
+        """Return the SplitTable copying a big table as key ranges by several workers, or None."""
+        rows = self.counted.get(step)
+        if not getattr(self.strategy, "can_split", False) or rows is None:
+            return None
+        parts = range_count(step, self.jobs, rows)
+        if parts < 2:
+            return None
+        self.reader(step)  # the boundaries are read in the snapshot
+        try:
+            ranges = key_ranges(step, parts, rows)
+        except DatabaseError as exc:
+            self.on_progress("note", step, message=f"could not split it into key ranges ({first_line(exc)}); "
+                                                   "copying it whole")
+            if not connection_alive(step.source):
+                close_quietly(step.source)
+            return None
+        return SplitTable(step, ranges, rows) if len(ranges) > 1 else None
+
+    def finish_split_tables(self):
+        """Give each split table its result, from those of its ranges (also after an interrupt)."""
+        for split in dict.fromkeys(self.split_tables.values()):
+            if split.step not in self.results:
+                self.merge_ranges(split)
+
+    def merge_ranges(self, split):
+        result = split.merged(self.results, self.snapshot_count(split.step))
+        self.results[split.step] = result
+        if split.started is not None:
+            self.listener("finish", split.step, result=result)
 
     def run_units(self, units):
         if self.jobs == 1:
@@ -116,6 +200,9 @@ class Runner:
             self.run_step(unit[0])
         else:
             self.run_group(unit)
+        split = self.split_tables.get(unit[0])
+        if split is not None and split.range_done(unit[0]):
+            self.merge_ranges(split)
 
     def run_parallel(self, units):
         """Run units on `jobs` threads, each once every unit it depends on has finished."""
@@ -160,7 +247,7 @@ class Runner:
         strategy = self.remapper if step.kind == REMAP else self.strategy
         result = StepResult(step)
         self.results[step] = result
-        self.progress("start", step, total=step.source_rows)
+        self.progress("start", step, total=self.counted.get(step, step.source_rows))
         started = time.monotonic()
         try:
             self.attempt(step, result, strategy.run, "copying")
@@ -424,6 +511,91 @@ class Snapshot:
         return describe_consistency(self.runner.plan.source, self.runner.jobs, self.scope, self.broken,
                                     connections_used=self.began)
 
+    def shared_by_every_reader(self):
+        """Return whether every reading so far saw the snapshot the run started with."""
+        if self.broken:
+            return False
+        if self.scope == "shared":
+            return self.token is not None
+        return self.scope == "connection" and self.runner.jobs == 1
+
+
+class SplitTable:
+    """A big table copied as key ranges, each a step of its own (its stream or chunks, its transactions)
+    run by any worker; their results make the table's one result."""
+
+    # Of the ranges' statuses, the one the table takes (the first present).
+    WORST_FIRST = (Status.FAILED, Status.INTERRUPTED, Status.BLOCKED)
+
+    def __init__(self, step, ranges, rows):
+        self.step, self.rows = step, rows
+        self.parts = [replace(step, key_range=key_range) for key_range in ranges]
+        self.copied = {}  # part -> rows it copied so far
+        self.done = set()
+        self.started = None  # when the first part started
+        self.said_skipped = False
+        self.lock = threading.Lock()
+
+    def table_event(self, event, part, data):
+        """Return the data of a part's progress event as its table's event, or None to say nothing."""
+        with self.lock:
+            if event == "start":
+                first, self.started = self.started is None, self.started or time.monotonic()
+                return {**data, "total": self.rows} if first else None
+            if event == "chunk":
+                self.copied[part] = data["copied"]
+                return {**data, "copied": sum(self.copied.values())}
+            if event == "finish":
+                return None  # the table finishes with its last part
+            if event == "skipped":
+                first, self.said_skipped = not self.said_skipped, True
+                return data if first else None
+        if "message" in data:
+            return {**data, "message": f"{describe_range(part.key_range)}: {data['message']}"}
+        return data
+
+    def range_done(self, part):
+        """Record that a part has run; return True once every part has."""
+        with self.lock:
+            self.done.add(part)
+            return len(self.done) == len(self.parts)
+
+    def merged(self, results, table_rows=None):
+        """Return the table's StepResult from its parts' (a part never started counts as interrupted).
+
+        table_rows: the table's source rows counted whole in the snapshot every part read, else None
+        (the sum of the parts' counts, each in its own reader's snapshot).
+        """
+        parts = [(part, results.get(part)) for part in self.parts]
+        done = [result for _, result in parts if result is not None]
+        merged = StepResult(self.step, key_ranges=len(self.parts))
+        merged.copied = sum(r.copied for r in done)
+        merged.retries = sum(r.retries for r in done)
+        merged.resumed_rows = sum(r.resumed_rows for r in done)
+        merged.dest_rows_before = sum(r.dest_rows_before for r in done)
+        merged.method = "+".join(dict.fromkeys(r.method for r in done if r.method))
+        merged.path = "; ".join(dict.fromkeys(r.path for r in done if r.path))
+        merged.seconds = time.monotonic() - self.started if self.started is not None else 0.0
+        counts = [r.source_rows for r in done]
+        if table_rows is not None:
+            merged.source_rows = table_rows
+        elif len(done) == len(parts) and None not in counts:
+            merged.source_rows = sum(counts)
+        statuses = {r.status for r in done} | ({Status.INTERRUPTED} if len(done) < len(parts) else set())
+        status = next((s for s in self.WORST_FIRST if s in statuses), Status.OK)
+        merged.status = status
+        if status is Status.FAILED:
+            merged.message = "; ".join(f"{describe_range(part.key_range)}: {result.message}"
+                                       for part, result in parts if result is not None and result.status is status)
+        elif status is Status.INTERRUPTED:
+            complete = sum(r.status is Status.OK for r in done)
+            merged.message = (f"interrupted after {merged.copied:,} rows ({complete} of {len(parts)} key ranges "
+                              "complete); the chunks in progress were rolled back")
+        elif status is Status.BLOCKED:
+            blocked = next(r for r in done if r.status is status)
+            merged.message, merged.blocked_by = blocked.message, blocked.blocked_by
+        return merged
+
 
 @contextmanager
 def signals_handled(handle):
@@ -452,9 +624,28 @@ def describe_consistency(source, jobs, scope=None, broken="", connections_used=1
     if scope == "connection" and (jobs == 1 and connections_used <= 1):
         return Consistency(True, f"one {vendor} read transaction")
     if scope == "connection":
-        return Consistency(False, f"{vendor} cannot share one snapshot between --jobs workers: each table is "
-                                  "consistent on its own; use --jobs 1 for one snapshot of every table")
+        return Consistency(False, f"{vendor} cannot share one snapshot between --jobs workers: each table (each "
+                                  "key range of a split table) is read in a transaction of its own; use "
+                                  "--jobs 1 for one snapshot of every table")
     return Consistency(False, f"{vendor} offers no read snapshot")
+
+
+def default_jobs(source):
+    """Return (jobs, why) for a run from the source when --jobs is not given.
+
+    Parallel workers read one moment of the source only where they share its snapshot (PostgreSQL
+    exports it): there, min(MAX_DEFAULT_JOBS, cores) workers. A MySQL/MariaDB or SQLite snapshot
+    belongs to one connection: workers would each read their own moment, which a copy must not do
+    unasked, so the default stays 1 and --jobs N trades one snapshot for speed.
+    """
+    vendor = connections[source].display_name
+    if dialect_for(source).snapshot_scope == "shared":
+        cores = os.cpu_count() or 1
+        jobs = max(1, min(MAX_DEFAULT_JOBS, cores))
+        return jobs, (f"the default: min({MAX_DEFAULT_JOBS}, {cores} cores); every worker reads the source's "
+                      f"one {vendor} snapshot")
+    return 1, (f"the default for a {vendor} source: its snapshot belongs to one connection, so workers would read "
+               "it at different moments; --jobs N copies N tables (or key ranges) at once, each read on its own")
 
 
 def connection_alive(alias):
@@ -497,15 +688,21 @@ def required_targets(step):
 
 
 def _unit_dependencies(units):
-    """Return, per unit, the indexes of the units holding rows its foreign keys need first."""
+    """Return, per unit, the indexes of the units holding rows its foreign keys need first (every key
+    range of a split table)."""
     where = {}
     for index, unit in enumerate(units):
         for step in unit:
-            where[(step.dest, step.model)] = index
+            where.setdefault((step.dest, step.model), set()).add(index)
     needs = []
     for index, unit in enumerate(units):
-        wanted = {where.get((step.dest, target)) for step in unit for target in required_targets(step)}
-        needs.append(wanted - {None, index})
+        own = {(step.dest, step.model) for step in unit}
+        wanted = set()
+        for step in unit:
+            for target in required_targets(step):
+                if (step.dest, target) not in own:
+                    wanted |= where.get((step.dest, target), set())
+        needs.append(wanted)
     return needs
 
 

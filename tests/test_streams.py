@@ -244,3 +244,19 @@ def test_the_stream_plan_says_how_each_table_streams_or_why_not(source, dest):
         assert not how["copytest.AllTypes"] and "ratio (FloatField)" in how["copytest.AllTypes"].how
     if (source, dest) == ("pg_a", "pg_b"):
         assert "(binary)" in book.how
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("sqlite_a", "pg_b")])
+def test_plan_at_v2_and_the_json_report_say_each_table_s_path(source, dest, report_path):
+    h.seed_core(source)
+    plan = h.dbcopy("plan", "copytest.Book", "copytest.AllTypes", source=source, dest=dest, verbosity=2)
+    h.assert_ok(plan)
+    text = " ".join(plan.stdout.split())
+    assert "copytest.Book → 'pg_b': stream: SQLite SELECT spelling COPY lines → COPY FROM STDIN" in text, plan.stdout
+    assert "one anti-join per foreign key" in text
+    assert "copytest.AllTypes → 'pg_b': chunks: ratio (FloatField) has no exact spelling from sqlite" in text
+    result = h.dbcopy("copy", "copytest", source=source, dest=dest, report_json=report_path)
+    h.assert_ok(result)
+    book, alltypes = result.entry("copytest.Book"), result.entry("copytest.AllTypes")
+    assert book["method"] == "stream" and "COPY FROM STDIN" in book["path"], book
+    assert alltypes["method"] == "fast" and "FloatField" in alltypes["path"], alltypes

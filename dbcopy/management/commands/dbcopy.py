@@ -5,6 +5,7 @@ import os
 import shlex
 import signal
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -14,18 +15,15 @@ from ... import conf
 from ...aliases import describe, is_url_alias, mask_url, resolve_alias, same_database  # noqa: F401
 from ...content import DEFAULT_SHOWN, DIFFERS, ContentChecker, digest_methods
 from ...diagnose import first_line
-from ...engine import WRITERS, run_plan
+from ...engine import WRITERS, run_plan, stream_plans
 from ...exceptions import ConfigError, DbcopyError, DumpError, DumpMismatch, Interrupted
-from ...export import build_export_plan, check_output_path, export_plan, written_atomically
-from ...importer import (DumpFeed, DumpRows, build_import_plan, describe_dump, describe_stop, dump_consistency,
-                         open_dump, run_import, shadow_source, use_tz_problem, verify_before_writing)
 from ...identity import open_databases
-from ...plan import COPY, REPLACE, build_plan, select_models
+from ...plan import COPY, REPLACE, build_plan, range_count, select_models
 from ...preflight import preflight
 from ...reconcile import failing, is_ok, reconcile
 from ...report import Report
-from ...results import Status
-from ...runner import describe_consistency, destination_locks
+from ...results import Status, Timings
+from ...runner import MAX_DEFAULT_JOBS, default_jobs, describe_consistency, destination_locks
 from ...sync import DEFAULT_LOOKBACK, SyncOptions, cursor_fields, cursor_only, parse_lookback, run_sync
 
 SUBCOMMANDS = ("plan", "copy", "compare", "sync", "export", "import")
@@ -75,7 +73,7 @@ class Command(BaseCommand):
         mode.add_argument("--resume", action="store_true", help="continue an interrupted copy: finished tables are kept, a partly copied one continues after its last copied key")
         parser.add_argument("--noinput", "--no-input", action="store_false", dest="interactive", help="do not prompt before deleting rows")
         parser.add_argument("--writer", choices=WRITERS, help="fast: the destination's bulk-load path (COPY on PostgreSQL, default); bulk_create: Django's insert compiler, the reference")
-        parser.add_argument("--jobs", type=int, help="copy up to N independent tables at once, each with its own connections (default 1)")
+        parser.add_argument("--jobs", type=int, help=f"copy up to N independent tables at once, each with its own connections, a big table as N key ranges (default: min({MAX_DEFAULT_JOBS}, cores) from a PostgreSQL source, whose one snapshot every worker reads; 1 from MySQL/MariaDB or SQLite, whose snapshot belongs to one connection)")
         parser.add_argument("--retries", type=int, help="retries of a table after a dropped connection, deadlock or lock timeout (default 3)")
         sync = parser.add_argument_group("sync")
         sync.add_argument("--since-field", metavar="FIELD", help="DateTimeField to sync by, e.g. updated_at (DBCOPY_SYNC_FIELDS overrides per model); models without it are compared in full")
@@ -91,7 +89,12 @@ class Command(BaseCommand):
         parser.add_argument("-o", "--output", metavar="PATH", help="(export) the dump file to write, '-' for standard output; written under a temporary name and renamed when complete")
         parser.add_argument("--include-unmanaged", action="store_true", help="copy models with Meta.managed = False too")
 
+    def run_from_argv(self, argv):
+        self.whole_process = True  # the command line started this process: its start is the command's
+        return super().run_from_argv(argv)
+
     def handle(self, subcommand, labels, **options):
+        self.timings = Timings(whole_process=getattr(self, "whole_process", False))
         self.report = Report(self.stdout, self.stderr, options["verbosity"], options.get("no_color", False))
         try:
             return self.run(subcommand, labels, options)
@@ -120,26 +123,44 @@ class Command(BaseCommand):
         sync_options = None
         if subcommand == "sync" or (subcommand == "plan" and any(options.get(o) for o in SYNC_ONLY)):
             plan, sync_options = self.sync_setup(plan, options)
-        jobs = options["jobs"] or 1
+        if plan.steps and subcommand in ("plan", "copy", "sync"):
+            options["_jobs"] = self.choose_jobs(plan, options)
         if subcommand == "plan":
-            consistency = describe_consistency(plan.source, jobs) if plan.steps else None
+            jobs = options.get("_jobs", (1, ""))
+            consistency = describe_consistency(plan.source, jobs[0]) if plan.steps else None
             digests = digest_methods(plan) if options["checksum"] or options["verify"] else None
-            return self.report.plan(plan, sync_options=sync_options, consistency=consistency, digests=digests)
+            splits = None if sync_options else {step: range_count(step, jobs[0]) for step in plan.steps}
+            paths = None
+            if not sync_options and self.report.verbosity >= 2:
+                paths = stream_plans(plan, options["writer"] or "fast")
+            self.report.plan(plan, sync_options=sync_options, consistency=consistency, digests=digests,
+                             jobs=jobs if plan.steps else None, splits=splits, paths=paths)
+            return self.report.timings(self.timings.as_dict())
         if subcommand == "compare":
-            preflight(plan, require_empty=False)
-            return self.finish(subcommand, plan, reconcile(plan, content=self.content_checker(plan, options)), options)
-        with destination_locks(plan):
-            self.prepare_writes(plan, options, require_empty=subcommand == "copy")
-            result = self.run_steps(subcommand, plan, options, sync_options)
+            with self.timings.phase("preflight"):
+                preflight(plan, require_empty=False)
+            with self.timings.phase("reconcile"):
+                rows = reconcile(plan, content=self.content_checker(plan, options))
+            return self.finish(subcommand, plan, rows, options)
+        with ExitStack() as locked:
+            with self.timings.phase("preflight"):
+                locked.enter_context(destination_locks(plan))
+                self.prepare_writes(plan, options, require_empty=subcommand == "copy")
+            with self.timings.phase(subcommand):
+                result = self.run_steps(subcommand, plan, options, sync_options)
         # --verify after an interrupt would keep the user waiting for proof of a copy they stopped.
         verify = subcommand == "copy" and options["verify"] and not result.interrupted
-        rows = reconcile(plan, result, content=self.content_checker(plan, options) if verify else None)
+        with self.timings.phase("reconcile"):
+            rows = reconcile(plan, result, content=self.content_checker(plan, options) if verify else None)
         if subcommand == "sync":
             self.report.sync_summary(rows)
         self.finish(subcommand, plan, rows, options, result)
 
     def export(self, labels, options):
         """Write the selected models' rows to -o PATH (or standard output) as a dump file."""
+        # Imported here: the dump format (msgpack, zstandard) costs every other subcommand ~20 ms of start-up.
+        from ...export import build_export_plan, check_output_path, export_plan, written_atomically
+
         output = options["output"]
         if not output:
             raise ConfigError("export needs -o PATH, or -o - to write the dump to standard output")
@@ -172,6 +193,9 @@ class Command(BaseCommand):
 
     def import_dump(self, labels, options):
         """Write the rows of the dump file labels[0] (- for standard input) into the destination."""
+        from ...importer import (DumpFeed, build_import_plan, describe_dump, describe_stop, open_dump, shadow_source,
+                                 use_tz_problem, verify_before_writing)
+
         if not labels:
             raise ConfigError("import needs the dump to read: `dbcopy import PATH --dest ALIAS` (- for standard input)")
         path, labels = labels[0], labels[1:]
@@ -219,6 +243,8 @@ class Command(BaseCommand):
     def run_import_steps(self, plan, feed, header, options, check_end):
         """Run the import with a progress display; with check_end (standard input, not verified up front),
         then read the rest of the dump, its trailer included."""
+        from ...importer import DumpRows, dump_consistency, run_import
+
         self.report.say(f"Importing {len(plan.steps)} tables from {describe(plan.source)}…")
         with self.report.progress() as on_progress:
             result = run_import(
@@ -294,7 +320,7 @@ class Command(BaseCommand):
         verb = "Syncing" if subcommand == "sync" else "Copying"
         self.report.say(f"{verb} {len(plan.steps)} tables from {describe(plan.source)}…")
         common = dict(
-            chunk_size=options["chunk_size"], jobs=options["jobs"] or 1,
+            chunk_size=options["chunk_size"], jobs=options.get("_jobs", (1, ""))[0],
             retries=3 if options["retries"] is None else options["retries"], debug=options.get("traceback", False),
         )
         with self.report.progress() as on_progress:
@@ -306,8 +332,20 @@ class Command(BaseCommand):
             )
 
     def build(self, subcommand, labels, options):
-        source, dest = self.connect(subcommand, options)
-        return build_plan(source, dest, labels, options["exclude"], options["include_unmanaged"])
+        with self.timings.phase("connect"):
+            source, dest = self.connect(subcommand, options)
+        # A copy counts every table inside its snapshot as it starts, and a comparison counts both
+        # sides: a count at planning time would only read every source table once more.
+        count_rows = subcommand not in ("copy", "compare")
+        with self.timings.phase("plan"):
+            return build_plan(source, dest, labels, options["exclude"], options["include_unmanaged"],
+                              count_rows=count_rows)
+
+    def choose_jobs(self, plan, options):
+        """Return (jobs, why): --jobs as given, else the source's default (runner.default_jobs)."""
+        if options["jobs"] is not None:
+            return options["jobs"], "as given"
+        return default_jobs(plan.source)
 
     def connect(self, subcommand, options):
         """Refuse options the subcommand does not take; return the (source, dest) aliases, reachable."""
@@ -375,9 +413,12 @@ class Command(BaseCommand):
     def finish(self, subcommand, plan, rows, options, result=None):
         self.report.reconciliation(rows)
         if result is not None:
-            self.report.run_facts(result)
+            self.report.run_facts(result, jobs=options.get("_jobs"))
+        timings = self.timings.as_dict()
+        self.report.timings(timings)
         if options["report_json"]:
-            self.report.write_json(options["report_json"], subcommand, plan.source, rows, result)
+            self.report.write_json(options["report_json"], subcommand, plan.source, rows, result, timings=timings,
+                                   jobs=options.get("_jobs", (None,))[0])
         if result is not None and result.interrupted:
             self.report.say(f"To continue: {resume_command(subcommand, plan, options)}", level=0)
             copied = sum(r.copied for r in result.results)
