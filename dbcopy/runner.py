@@ -28,6 +28,8 @@ from .rows import Remaps, key_value
 
 # Seconds to wait before each retry of a step after a transient fault (the last repeats).
 BACKOFF = (0.5, 2.0, 5.0)
+# How long every worker may take to run a task of on_every_worker() (beginning a snapshot, closing).
+WORKER_START_SECONDS = 60
 # How often the main thread looks up from waiting on --jobs workers (signals are handled then).
 POLL_SECONDS = 0.2
 # The most --jobs workers a run takes when --jobs is not given (and the source shares its snapshot).
@@ -55,6 +57,7 @@ class Runner:
         self.problems = []
         self.local = threading.local()
         self.stop_signal = None
+        self.pool = None  # the --jobs worker threads, for the run (worker_pool)
         self.snapshot = Snapshot(self)
         self.strategy = strategy_class(self, **strategy_options)
         self.remapper = RemapStrategy(self)
@@ -106,7 +109,7 @@ class Runner:
 
     def run(self):
         steps = list(self.plan.steps)
-        with self.interrupts():
+        with self.interrupts(), self.worker_pool():
             try:
                 self.snapshot.open()
                 if self.truncate_first:
@@ -204,6 +207,37 @@ class Runner:
         if split is not None and split.range_done(unit[0]):
             self.merge_ranges(split)
 
+    @contextmanager
+    def worker_pool(self):
+        """Hold the --jobs worker threads for the run (the snapshot may begin on each of them first)."""
+        if self.jobs == 1:
+            self.pool = None
+            yield
+            return
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dbcopy") as pool:
+            self.pool = pool
+            try:
+                yield
+            finally:
+                if self.snapshot.synchronized:
+                    self.on_every_worker(connections.close_all)  # they kept their source connections
+
+    def on_every_worker(self, action):
+        """Run action() once on each worker thread (and wait): a task held at a barrier takes a thread
+        of its own, so the pool starts all of them."""
+        barrier = threading.Barrier(self.jobs + 1)
+
+        def task():
+            try:
+                action()
+            finally:
+                barrier.wait()
+
+        futures = [self.pool.submit(task) for _ in range(self.jobs)]
+        barrier.wait(timeout=WORKER_START_SECONDS)
+        for future in futures:
+            future.result()
+
     def run_parallel(self, units):
         """Run units on `jobs` threads, each once every unit it depends on has finished."""
         needs = _unit_dependencies(units)
@@ -211,28 +245,32 @@ class Runner:
         # SQLite takes one writer at a time: more would only wait on its lock.
         writers = {dest: self.dialect(dest).max_concurrent_writers for dest in self.plan.dests}
         busy = {dest: 0 for dest in self.plan.dests}
-        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dbcopy") as pool:
-            while running or (pending and not self.stop_signal):
-                for index in list(pending):
-                    dest = units[index][0].dest
-                    if self.stop_signal or len(running) >= self.jobs or not needs[index] <= done or busy[dest] >= writers[dest]:
-                        continue
-                    pending.remove(index)
-                    busy[dest] += 1
-                    running[pool.submit(self.run_unit_in_worker, units[index])] = index
-                # A timeout, so that the main thread returns to Python often enough to handle signals.
-                finished, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    index = running.pop(future)
-                    busy[units[index][0].dest] -= 1
-                    done.add(index)
-                    future.result()  # a bug in a worker surfaces here, not silently
+        pool = self.pool  # the run's (worker_pool)
+        while running or (pending and not self.stop_signal):
+            for index in list(pending):
+                dest = units[index][0].dest
+                if self.stop_signal or len(running) >= self.jobs or not needs[index] <= done or busy[dest] >= writers[dest]:
+                    continue
+                pending.remove(index)
+                busy[dest] += 1
+                running[pool.submit(self.run_unit_in_worker, units[index])] = index
+            # A timeout, so that the main thread returns to Python often enough to handle signals.
+            finished, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for future in finished:
+                index = running.pop(future)
+                busy[units[index][0].dest] -= 1
+                done.add(index)
+                future.result()  # a bug in a worker surfaces here, not silently
 
     def run_unit_in_worker(self, unit):
         try:
             self.run_unit(unit)
         finally:
-            connections.close_all()  # this thread's connections; the main thread keeps its own
+            # This thread's connections (the main thread keeps its own), but a source connection
+            # holding the snapshot every worker began together: the next unit reads it too.
+            for connection in connections.all(initialized_only=True):
+                if not (self.snapshot.synchronized and connection.alias == self.plan.source):
+                    connection.close()
 
     def run_step(self, step):
         blocker = self.failed_dependency(step)
@@ -443,6 +481,9 @@ class Snapshot:
         self.scope = None
         self.broken = ""  # why the run is not consistent after all
         self.began = 0  # connections that began a snapshot of their own ("connection" scope)
+        # "connection" scope with workers: every worker's connection (and the main thread's) began its
+        # snapshot while the source held its commits, so all saw the same moment.
+        self.synchronized = False
         self.lock = threading.Lock()
 
     def open(self):
@@ -454,6 +495,19 @@ class Snapshot:
                 self.holder, self.token = dialect.export_snapshot()
             except DatabaseError as exc:  # a server that exports none (a standby, a proxy): read without
                 self.scope, self.broken = None, f"the source could not export a snapshot: {first_line(exc)}"
+        elif self.scope == "connection" and runner.pool is not None and dialect.can_hold_commits():
+            self.begin_together(dialect)
+
+    def begin_together(self, dialect):
+        """Begin the main thread's and every worker's snapshot while the source holds its commits."""
+        try:
+            with dialect.commits_held():
+                self.enter(dialect)
+                self.runner.on_every_worker(lambda: self.enter(dialect_for(self.runner.plan.source)))
+        except DatabaseError as exc:
+            self.broken = f"the source could not hold its commits while the workers began reading: {first_line(exc)}"
+            return
+        self.synchronized = True
 
     def enter(self, dialect):
         """Put this thread's source connection in the snapshot, once per server connection."""
@@ -509,7 +563,7 @@ class Snapshot:
 
     def consistency(self):
         return describe_consistency(self.runner.plan.source, self.runner.jobs, self.scope, self.broken,
-                                    connections_used=self.began)
+                                    connections_used=self.began, synchronized=self.synchronized)
 
     def shared_by_every_reader(self):
         """Return whether every reading so far saw the snapshot the run started with."""
@@ -517,6 +571,8 @@ class Snapshot:
             return False
         if self.scope == "shared":
             return self.token is not None
+        if self.synchronized:
+            return self.began <= self.runner.jobs + 1  # no worker's connection re-opened since
         return self.scope == "connection" and self.runner.jobs == 1
 
 
@@ -612,10 +668,14 @@ def signals_handled(handle):
             signal.signal(signum, handler)
 
 
-def describe_consistency(source, jobs, scope=None, broken="", connections_used=1):
-    """Return the Consistency a run with these settings gets (or got)."""
+def describe_consistency(source, jobs, scope=None, broken="", connections_used=1, synchronized=None):
+    """Return the Consistency a run with these settings gets (or got).
+
+    synchronized: whether the workers' snapshots began together (None: before the run, whether they will).
+    """
+    dialect = dialect_for(source)
     if scope is None:
-        scope = dialect_for(source).snapshot_scope
+        scope = dialect.snapshot_scope
     vendor = connections[source].display_name
     if broken:
         return Consistency(False, broken)
@@ -623,6 +683,10 @@ def describe_consistency(source, jobs, scope=None, broken="", connections_used=1
         return Consistency(True, f"one {vendor} snapshot (REPEATABLE READ, exported) shared by every reader")
     if scope == "connection" and (jobs == 1 and connections_used <= 1):
         return Consistency(True, f"one {vendor} read transaction")
+    if scope == "connection" and jobs > 1 and connections_used <= jobs + 1 and (
+        synchronized if synchronized is not None else dialect.can_hold_commits()
+    ):
+        return Consistency(True, f"one {vendor} snapshot, begun by every worker while the server held its commits")
     if scope == "connection":
         return Consistency(False, f"{vendor} cannot share one snapshot between --jobs workers: each table (each "
                                   "key range of a split table) is read in a transaction of its own; use "
@@ -634,12 +698,14 @@ def default_jobs(source):
     """Return (jobs, why) for a run from the source when --jobs is not given.
 
     Parallel workers read one moment of the source only where they share its snapshot (PostgreSQL
-    exports it): there, min(MAX_DEFAULT_JOBS, cores) workers. A MySQL/MariaDB or SQLite snapshot
-    belongs to one connection: workers would each read their own moment, which a copy must not do
-    unasked, so the default stays 1 and --jobs N trades one snapshot for speed.
+    exports it) or begin theirs together (MariaDB holding its commits meanwhile): there,
+    min(MAX_DEFAULT_JOBS, cores) workers. Elsewhere (MySQL, SQLite, a MariaDB role without RELOAD) the
+    snapshot belongs to one connection: workers would each read their own moment, which a copy must
+    not do unasked, so the default stays 1 and --jobs N trades one snapshot for speed.
     """
     vendor = connections[source].display_name
-    if dialect_for(source).snapshot_scope == "shared":
+    dialect = dialect_for(source)
+    if dialect.snapshot_scope == "shared" or dialect.can_hold_commits():
         cores = os.cpu_count() or 1
         jobs = max(1, min(MAX_DEFAULT_JOBS, cores))
         return jobs, (f"the default: min({MAX_DEFAULT_JOBS}, {cores} cores); every worker reads the source's "

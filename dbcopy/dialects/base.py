@@ -214,6 +214,14 @@ class Dialect:
         """Start a read-only transaction on the snapshot another connection exported."""
         raise NotImplementedError(f"{self.connection.vendor} cannot share a snapshot between connections")
 
+    def can_hold_commits(self):
+        """Return whether commits_held() works here: connections may then begin snapshots together."""
+        return False
+
+    def commits_held(self):
+        """Return a context manager during which the server commits nothing (snapshots begun then agree)."""
+        raise NotImplementedError(f"{self.connection.vendor} cannot hold its commits")
+
     def end_read_snapshot(self):
         self.execute(["COMMIT"])
 

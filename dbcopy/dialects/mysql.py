@@ -175,6 +175,36 @@ class MySQLDialect(Dialect):
             "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
         ])
 
+    def can_hold_commits(self):
+        # MariaDB 10.4.1+ has BACKUP STAGE, which needs RELOAD: ask once per connection (a no-op pair).
+        cached = self.connection.__dict__.get("_dbcopy_can_hold_commits")
+        if cached is None:
+            cached = self.connection.mysql_is_mariadb and self.connection.mysql_version >= (10, 4, 1)
+            if cached:
+                try:
+                    self.execute(["BACKUP STAGE START", "BACKUP STAGE END"])
+                except DatabaseError:
+                    cached = False
+            self.connection.__dict__["_dbcopy_can_hold_commits"] = cached
+        return cached
+
+    @contextmanager
+    def commits_held(self):
+        """Block commits server-wide (BACKUP STAGE BLOCK_COMMIT, as a backup tool does), on a connection of
+        its own, for the moment the workers' snapshots take to begin; reads go on meanwhile."""
+        with self.connection.wrap_database_errors:
+            holder = self.connection.get_new_connection(self.connection.get_connection_params())
+        try:
+            cursor = holder.cursor()
+            with self.connection.wrap_database_errors:
+                cursor.execute("BACKUP STAGE START")
+                cursor.execute("BACKUP STAGE BLOCK_COMMIT")
+            yield
+            with self.connection.wrap_database_errors:
+                cursor.execute("BACKUP STAGE END")
+        finally:
+            holder.close()  # ends the stage too, if it was not ended
+
     def foreign_key_referrers(self, tables):
         tables = sorted(tables)
         if not tables:
