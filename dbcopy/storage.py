@@ -16,6 +16,14 @@ from django.db.models.functions import Cast
 # A relation column holds its target's values but never generates them: a plain integer stand-in,
 # not an AutoField (which MySQL's backend refuses 0 for, and which asks for a sequence).
 _RELATION_TYPES = {"AutoField": "IntegerField", "BigAutoField": "BigIntegerField", "SmallAutoField": "SmallIntegerField"}
+# Django's integer and text column types, by internal type (the streams spell them alike).
+INTEGER_TYPES = frozenset({
+    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField",
+    "PositiveIntegerField", "PositiveSmallIntegerField", "PositiveBigIntegerField",
+})
+TEXT_TYPES = frozenset({
+    "CharField", "TextField", "SlugField", "EmailField", "URLField", "FilePathField", "FileField", "ImageField",
+})
 # What a column's type needs to prepare and cast its values (the rest are the field's business).
 _TYPE_ATTRIBUTES = ("max_length", "max_digits", "decimal_places")
 

@@ -25,14 +25,16 @@ def psql(alias, sql):
     ])
 
 
-def script(source, dest):
-    """Return the bash script that copies every table of source into the migrated dest."""
+def script(source, dest, binary=False):
+    """Return the bash script that copies every table of source into the migrated dest (in COPY's
+    binary format with binary=True)."""
     tables, columns, needs = _schema(source)
+    form = " (FORMAT binary)" if binary else ""
     lines = ["set -euo pipefail", psql(dest, "TRUNCATE django_content_type, auth_permission CASCADE")]
     for table in _dependency_order(tables, needs):
         cols = ", ".join(f'"{c}"' for c in columns[table])
-        copy_out = f'COPY (SELECT {cols} FROM "{table}") TO STDOUT'
-        copy_in = f'COPY "{table}" ({cols}) FROM STDIN'
+        copy_out = f'COPY (SELECT {cols} FROM "{table}") TO STDOUT{form}'
+        copy_in = f'COPY "{table}" ({cols}) FROM STDIN{form}'
         lines.append(f"{psql(source, copy_out)} | {psql(dest, copy_in)}")
     sequences = " ".join(SETVAL.format(table) for table in tables if "id" in columns[table])
     lines.append(psql(dest, sequences))

@@ -19,7 +19,7 @@ instead (the dialects' own streams), which escapes by itself.
 from contextlib import suppress
 from dataclasses import dataclass
 
-from ..storage import column_type_field
+from ..storage import INTEGER_TYPES, TEXT_TYPES, column_type_field
 from .base import key_range_sql, translated_column_sql
 
 # Rows fetched from the source per round trip.
@@ -27,15 +27,10 @@ FETCH_ROWS = 5_000
 # A day in microseconds: PostgreSQL keeps an interval's days apart from its time of day.
 _DAY_US = 86_400_000_000
 
-_INTEGER_TYPES = {
-    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField",
-    "PositiveIntegerField", "PositiveSmallIntegerField", "PositiveBigIntegerField",
-}
-_TEXT_TYPES = {"CharField", "TextField", "SlugField", "EmailField", "URLField", "FilePathField", "FileField", "ImageField"}
 # The wire kind of each column type both loaders share; "duration" and "binary" are the destination's choice.
 _KINDS = {
-    **dict.fromkeys(_INTEGER_TYPES, "int"),
-    **dict.fromkeys(_TEXT_TYPES, "text"),
+    **dict.fromkeys(INTEGER_TYPES, "int"),
+    **dict.fromkeys(TEXT_TYPES, "text"),
     "BooleanField": "bool",
     "GenericIPAddressField": "text",
     "DecimalField": "decimal",

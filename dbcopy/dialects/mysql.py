@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from ..exceptions import Interrupted, SourceFault
-from ..storage import column_type_field
+from ..storage import INTEGER_TYPES, column_type_field
 from . import lines
 from .base import Dialect, ForeignKeyReferrer, StreamPlan, error_chain, key_range_sql, translated_column_sql
 from .postgresql import PostgreSQLDialect
@@ -759,7 +759,4 @@ class _Rewriter:
 
 
 def _is_integer_column(field):
-    return column_type_field(field).get_internal_type() in (
-        "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField",
-        "PositiveIntegerField", "PositiveSmallIntegerField", "PositiveBigIntegerField",
-    )
+    return column_type_field(field).get_internal_type() in INTEGER_TYPES

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import DatabaseError, models, transaction
 
 from ..exceptions import SourceFault
-from ..storage import column_field, column_type_field, is_django_field, is_json, stand_in
+from ..storage import INTEGER_TYPES, TEXT_TYPES, column_field, column_type_field, is_django_field, is_json, stand_in
 from .base import StreamPlan, key_range_sql, translated_column_sql
 
 # Rows fetched from the source, and handed to one executemany(), at a time.
@@ -34,11 +34,6 @@ BATCH_ROWS = 10_000
 # Rows per progress report (reporting raises Interrupted after a signal).
 STREAM_REPORT_EVERY = 20_000
 
-_INTEGER_TYPES = {
-    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField",
-    "PositiveIntegerField", "PositiveSmallIntegerField", "PositiveBigIntegerField",
-}
-_TEXT_TYPES = {"CharField", "TextField", "SlugField", "EmailField", "URLField", "FilePathField", "FileField", "ImageField"}
 # str(Decimal(text)) is the text itself for a plain decimal with at most 6 digits after the point;
 # with more, Python writes small values with an exponent ('1E-7'), so the text is rewritten as Django would.
 _PLAIN_DECIMAL_PLACES = 6
@@ -350,7 +345,7 @@ class _PostgreSQL:
         return _PostgreSQLRows(source)
 
     def spell(self, kind, c, field, source, dest):
-        if kind in _INTEGER_TYPES or kind in _TEXT_TYPES or kind in ("BooleanField", "BinaryField"):
+        if kind in INTEGER_TYPES or kind in TEXT_TYPES or kind in ("BooleanField", "BinaryField"):
             return Spelling(c)
         if kind == "FloatField":
             return Spelling(c, guard=f"{c} = 'NaN'")  # Django's path refuses NaN, which SQLite stores as NULL
@@ -417,11 +412,11 @@ class _MySQL:
         return _MySQLRows(source)
 
     def spell(self, kind, c, field, source, dest):
-        if kind in _INTEGER_TYPES:
+        if kind in INTEGER_TYPES:
             if kind == "PositiveBigIntegerField":  # bigint unsigned: SQLite's INTEGER stops at 2**63 - 1
                 return Spelling(c, guard=f"{c} > 9223372036854775807")
             return Spelling(c)
-        if kind in _TEXT_TYPES or kind in ("FloatField", "BinaryField", "DurationField"):
+        if kind in TEXT_TYPES or kind in ("FloatField", "BinaryField", "DurationField"):
             return Spelling(c)  # a duration is a bigint of microseconds on both sides
         if kind == "BooleanField":
             return Spelling(c, guard=f"{c} NOT IN (0, 1)")  # Django refuses another tinyint
