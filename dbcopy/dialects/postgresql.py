@@ -314,10 +314,14 @@ class PostgreSQLDialect(Dialect):
         return found[0]
 
     def column_types(self, table):
-        """Return {column: its type as SQL spells it} of the table."""
-        with self.connection.cursor() as cursor:
-            cursor.execute(_COLUMN_TYPES_SQL, [self.quote(table)])
-            return dict(cursor.fetchall())
+        """Return {column: its type as SQL spells it} of the table (asked once per table and dialect:
+        the stream plan and the stream both need it)."""
+        cache = self.__dict__.setdefault("column_types_by_table", {})
+        if table not in cache:
+            with self.connection.cursor() as cursor:
+                cursor.execute(_COLUMN_TYPES_SQL, [self.quote(table)])
+                cache[table] = dict(cursor.fetchall())
+        return cache[table]
 
     def _copy_in(self, step, reader, before_commit=lambda: None, binary=False):
         """Run `COPY … FROM STDIN` from the reader in one transaction, checking FKs once where it may.
