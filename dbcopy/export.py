@@ -78,10 +78,10 @@ def _unexported_targets(steps):
 
 
 class _SnapshotOwner:
-    """What runner.Snapshot asks of its runner: the plan and the number of reading connections."""
+    """What runner.Snapshot asks of its runner: the plan, the number of reading connections, no workers."""
 
     def __init__(self, plan):
-        self.plan, self.jobs = plan, 1
+        self.plan, self.jobs, self.pool = plan, 1, None
 
 
 def _no_progress(event, step, **data):
