@@ -146,7 +146,9 @@ def test_killed_connection_mid_table_is_retried_from_the_last_committed_key(sour
     monkeypatch.setattr(sqlite_stream, "STREAM_REPORT_EVERY", 50)
     seed_categories(source, 600)
     state = kill_at_chunk(monkeypatch, CATEGORY, killed, chunk=3)
-    result = h.dbcopy("copy", CATEGORY, source=source, dest=dest, chunk_size=50, writer=writer, report_json=report_path)
+    # One worker: the hook kills the connection of the thread that reports, which then reads on.
+    result = h.dbcopy("copy", CATEGORY, source=source, dest=dest, chunk_size=50, writer=writer, jobs=1,
+                      report_json=report_path)
     assert state["killed"] == 1, "the hook never killed the connection"
     h.assert_ok(result)
     assert_categories_equal(source, dest)  # no row twice, none missing, every parent set
