@@ -326,8 +326,10 @@ def test_resume_refuses_a_destination_that_is_not_a_prefix_of_the_source(source,
 @pytest.mark.parametrize("source,dest,jobs,consistent", [
     pytest.param("pg_a", "sqlite_b", 2, True, marks=h.db_mark("pg_a", "sqlite_b"), id="pg-jobs2"),
     pytest.param("mysql_a", "sqlite_b", 1, True, marks=h.db_mark("mysql_a", "sqlite_b"), id="mysql-jobs1"),
-    pytest.param("mysql_a", "pg_b", 2, False, marks=h.db_mark("mysql_a", "pg_b"), id="mysql-jobs2"),
+    # MariaDB's workers begin their snapshots while the server holds its commits.
+    pytest.param("mysql_a", "pg_b", 2, True, marks=h.db_mark("mysql_a", "pg_b"), id="mysql-jobs2"),
     pytest.param("sqlite_a", "pg_b", 1, True, marks=h.db_mark("sqlite_a", "pg_b"), id="sqlite-jobs1"),
+    pytest.param("sqlite_a", "pg_b", 2, False, marks=h.db_mark("sqlite_a", "pg_b"), id="sqlite-jobs2"),
 ])
 def test_plan_and_report_say_whether_the_source_was_read_in_one_snapshot(source, dest, jobs, consistent, report_path):
     h.seed_core(source)
