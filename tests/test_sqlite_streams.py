@@ -19,6 +19,7 @@ from dbcopy.plan import build_plan
 from dbcopy.runner import Runner
 from tests import helpers as h
 from tests.copytest import models as m
+from tests.test_faults_load_data import seed_texts
 from tests.test_faults import kill_at_chunk
 
 PAIRS = [h.pair("pg_a", "sqlite_b"), h.pair("mysql_a", "sqlite_b")]
@@ -264,12 +265,13 @@ def test_a_source_connection_killed_mid_stream_is_retried(source, dest, monkeypa
     new connection (for MariaDB, a new snapshot: the old one died with its connection)."""
     monkeypatch.setattr(sqlite_stream, "STREAM_REPORT_EVERY", 50)
     monkeypatch.setattr(sqlite_stream, "BATCH_ROWS", 50)
-    seed_categories(source, 600)
-    state = kill_at_chunk(monkeypatch, "copytest.Category", source, chunk=3)
-    result = h.dbcopy("copy", "copytest.Category", source=source, dest=dest, report_json=report_path)
+    # 30 MB of rows: more than the socket buffers hold, so the source is still sending when it is killed.
+    seed_texts(source)
+    state = kill_at_chunk(monkeypatch, "copytest.FreeText", source, chunk=3)
+    result = h.dbcopy("copy", "copytest.FreeText", source=source, dest=dest, report_json=report_path)
     assert state["killed"] == 1, "the hook never killed the connection"
     h.assert_ok(result)
-    h.assert_tables_equal(source, dest, [m.Category])
-    entry = result.entry("copytest.Category")
+    h.assert_tables_equal(source, dest, [m.FreeText])
+    entry = result.entry("copytest.FreeText")
     assert entry["method"] == "stream" and entry["retries"] >= 1, entry
     assert result.report["consistent"] is (connections[source].vendor == "postgresql"), result.report["snapshot"]
