@@ -80,10 +80,10 @@ def mydumper(source, dest, out_dir, name):
                  "--regex", f"^(?!{source_db}\\.{SKIPPED_TABLE}$)", "-o", str(dump)]
     load_argv = ["myloader", *_mysql_options(dest), "-d", str(dump), "-s", source_db,
                  "-B", DATABASES[dest]["NAME"]]
-    # mydumper 0.10 starts every file with SET NAMES binary, and MariaDB then refuses the text of a
+    # mydumper 0.10 starts every file with /*!40101 SET NAMES binary*/;, and MariaDB then refuses the text of a
     # native uuid column ("Incorrect uuid value"): the files are switched to utf8mb4 (what they hold)
     # between the two tools, and that takes part in the time.
-    names = f"sed -i 's/^SET NAMES binary;/SET NAMES utf8mb4;/' {shlex.quote(str(dump))}/*.sql"
+    names = f"sed -i 's|^/\\*!40101 SET NAMES binary\\*/;|/*!40101 SET NAMES utf8mb4*/;|' {shlex.quote(str(dump))}/*.sql"
     return _bash(out_dir, name, [_empty_migrate_rows(dest), shlex.join(dump_argv), names, shlex.join(load_argv)])
 
 
