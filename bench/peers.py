@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import content
 import dataset
@@ -64,14 +65,16 @@ class Pair:
 METHODS = {
     "dbcopy": Method("dbcopy copy", "dbcopy", ()),
     "pgloader": Method("pgloader (data only)", "peer", ("pgloader",)),
+    # pgloader's documented remedy for "Heap exhausted", which its defaults meet at 10× (SBCL's 1 GB heap).
+    "pgloader-prefetch": Method("pgloader, prefetch rows = 10000", "peer", ("pgloader",)),
     "pgcopydb": Method("pgcopydb copy table-data", "peer", ("pgcopydb", "psql")),
     "raw-binary": Method("raw binary COPY | COPY", "limit", ("psql",)),
     "mydumper": Method("mydumper + myloader", "peer", ("mydumper", "myloader", "mysql")),
     "mysqldump": Method("mysqldump | mysql", "peer", ("mysqldump", "mysql")),
 }
 PAIRS = {
-    "mariadb-pg": Pair("MariaDB → PostgreSQL", "mariadb_src", "pg", ("dbcopy", "pgloader")),
-    "sqlite-pg": Pair("SQLite → PostgreSQL", "sqlite_src", "pg", ("dbcopy", "pgloader")),
+    "mariadb-pg": Pair("MariaDB → PostgreSQL", "mariadb_src", "pg", ("dbcopy", "pgloader", "pgloader-prefetch")),
+    "sqlite-pg": Pair("SQLite → PostgreSQL", "sqlite_src", "pg", ("dbcopy", "pgloader", "pgloader-prefetch")),
     "pg-pg": Pair("PostgreSQL → PostgreSQL", SOURCE, "pg", ("dbcopy", "pgcopydb", "raw-binary")),
     "mariadb-mariadb": Pair("MariaDB → MariaDB", "mariadb_src", "mariadb", ("dbcopy", "mydumper", "mysqldump")),
 }
@@ -197,7 +200,8 @@ def command(pair_key, method):
         script.write_text(peer_raw_binary.script(pair.source, pair.dest))
         return ["bash", str(script)]
     build = {"pgloader": peer_tools.pgloader, "pgcopydb": peer_tools.pgcopydb, "mydumper": peer_tools.mydumper,
-             "mysqldump": peer_tools.mysqldump}[method]
+             "mysqldump": peer_tools.mysqldump,
+             "pgloader-prefetch": partial(peer_tools.pgloader, prefetch_rows=10_000)}[method]
     return build(pair.source, pair.dest, OUT_DIR, name)
 
 

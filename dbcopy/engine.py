@@ -134,8 +134,17 @@ class CopyStrategy:
         if self.writer == "bulk_create":
             result.path = "Django's insert compiler (--writer bulk_create)"
         result.method = self.writer
+        runner.await_parents(step)  # chunks are checked row by row: the rows they refer to come first
         self.copy_chunks(step, result)
         self.finish_reading(step, result)
+
+    def loads_before_parents(self, step):
+        """Return whether the step's table may load while the tables its foreign keys need still do: a
+        stream whose destination checks those keys once, after the load, where the check can wait."""
+        return (
+            self.writer == "fast" and self.rows.can_stream
+            and self.runner.dialect(step.dest).checks_references_after_loading(step)
+        )
 
     def finish_reading(self, step, result):
         """Take the source's row count (and its deferred FK counts) from the reading, where it tells."""
@@ -249,7 +258,10 @@ class CopyStrategy:
         on_rows = lambda copied: runner.progress("chunk", step, rows=None, copied=copied)  # noqa: E731
         result.copied = 0  # a stream is one transaction: a retry starts the table again
         try:
-            copied = runner.dialect(step.dest).stream_table(step, runner.reader(step), on_rows, translations)
+            copied = runner.dialect(step.dest).stream_table(
+                step, runner.reader(step), on_rows, translations,
+                parents_loaded=lambda stopped=lambda: False: runner.await_parents(step, stopped),
+            )
         except WRITE_ERRORS as exc:
             if runner.is_transient(step, exc) or isinstance(exc, SourceFault):
                 raise

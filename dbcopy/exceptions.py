@@ -36,6 +36,14 @@ class Interrupted(DbcopyError):
         super().__init__(f"Interrupted by {signal.Signals(signum).name}")
 
 
+class ParentFailed(DbcopyError):
+    """A table loaded while the tables its foreign keys need still loaded, and one of those failed."""
+
+    def __init__(self, blocker):
+        self.blocker = blocker
+        super().__init__(f"not copied: it depends on {blocker}, which failed")
+
+
 class SourceFault(DbcopyError):
     """Reading the source failed (a database error, not a row the destination refused)."""
 

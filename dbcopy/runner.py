@@ -20,7 +20,7 @@ from django.db import DatabaseError, connections, transaction
 from .aliases import describe
 from .diagnose import first_line
 from .dialects import dialect_for
-from .exceptions import CopyError, DbcopyError, DestinationLocked, Interrupted, SourceFault
+from .exceptions import CopyError, DbcopyError, DestinationLocked, Interrupted, ParentFailed, SourceFault
 from .plan import COPY, REMAP, REPLACE, describe_range, key_ranges, range_count, relation_target
 from .remap import RemapStrategy
 from .results import Consistency, RunResult, Status, StepResult
@@ -58,6 +58,10 @@ class Runner:
         self.local = threading.local()
         self.stop_signal = None
         self.pool = None  # the --jobs worker threads, for the run (worker_pool)
+        self.units_done = set()  # indexes of the units that finished (run_parallel)
+        self.scheduling = False  # whether run_parallel still starts units and notes the finished ones
+        self.unit_finished = threading.Condition()
+        self.early = {}  # step -> the units it needs, for a step started while they still run
         self.snapshot = Snapshot(self)
         self.strategy = strategy_class(self, **strategy_options)
         self.remapper = RemapStrategy(self)
@@ -239,28 +243,80 @@ class Runner:
             future.result()
 
     def run_parallel(self, units):
-        """Run units on `jobs` threads, each once every unit it depends on has finished."""
+        """Run units on `jobs` threads, each once every unit it depends on has finished, or, where its
+        destination checks foreign keys once after loading, while those units still run."""
         needs = _unit_dependencies(units)
-        pending, running, done = list(range(len(units))), {}, set()
+        pending, running, done = list(range(len(units))), {}, self.units_done
         # SQLite takes one writer at a time: more would only wait on its lock.
         writers = {dest: self.dialect(dest).max_concurrent_writers for dest in self.plan.dests}
         busy = {dest: 0 for dest in self.plan.dests}
         pool = self.pool  # the run's (worker_pool)
-        while running or (pending and not self.stop_signal):
-            for index in list(pending):
-                dest = units[index][0].dest
-                if self.stop_signal or len(running) >= self.jobs or not needs[index] <= done or busy[dest] >= writers[dest]:
-                    continue
-                pending.remove(index)
-                busy[dest] += 1
-                running[pool.submit(self.run_unit_in_worker, units[index])] = index
-            # A timeout, so that the main thread returns to Python often enough to handle signals.
-            finished, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for future in finished:
-                index = running.pop(future)
-                busy[units[index][0].dest] -= 1
-                done.add(index)
-                future.result()  # a bug in a worker surfaces here, not silently
+        self.scheduling = True
+        try:
+            while running or (pending and not self.stop_signal):
+                # Units whose parents are done first; then, with workers to spare, those that may load
+                # while their parents still do.
+                for ready_only in (True, False):
+                    for index in list(pending):
+                        dest = units[index][0].dest
+                        if self.stop_signal or len(running) >= self.jobs or busy[dest] >= writers[dest]:
+                            continue
+                        if not needs[index] <= done:
+                            if ready_only or not self.may_start_early(units, index, needs[index], running.values()):
+                                continue
+                            self.early[units[index][0]] = needs[index]
+                        pending.remove(index)
+                        busy[dest] += 1
+                        running[pool.submit(self.run_unit_in_worker, units[index])] = index
+                # A timeout, so that the main thread returns to Python often enough to handle signals.
+                finished, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    index = running.pop(future)
+                    busy[units[index][0].dest] -= 1
+                    with self.unit_finished:
+                        done.add(index)
+                        self.unit_finished.notify_all()
+                    future.result()  # a bug in a worker surfaces here, not silently
+        finally:
+            with self.unit_finished:  # after an error here no unit is noted finished: release the waiting
+                self.scheduling = False
+                self.unit_finished.notify_all()
+
+    def may_start_early(self, units, index, needed, running):
+        """Return whether the unit may start while units it needs still run: a table the strategy loads
+        before checking its foreign keys once (the check waits for them: await_parents), whose running
+        parents copy rows with the source's own ids (no ids to translate)."""
+        unit = units[index]
+        if len(unit) != 1 or unit[0].kind != COPY:
+            return False
+        if not needed <= self.units_done | set(running):
+            return False  # a parent not yet started: waiting for it could hold the worker it needs
+        if any(step.kind != COPY for i in needed - self.units_done for step in units[i]):
+            return False
+        loads_first = getattr(self.strategy, "loads_before_parents", None)
+        return loads_first is not None and loads_first(unit[0])
+
+    def await_parents(self, step, stopped=lambda: False):
+        """Wait until the units the step's foreign keys need have finished, if it started before them.
+
+        Raise ParentFailed if one of them failed (the step's uncommitted rows are then rolled back),
+        Interrupted on a signal; return early if stopped() (the caller gave up on the load).
+        """
+        needed = self.early.get(step)
+        if needed is None:
+            return
+        with self.unit_finished:
+            while not needed <= self.units_done:
+                self.checkpoint()
+                if stopped():
+                    return
+                if not self.scheduling:
+                    raise DbcopyError("the run ended with an error before the tables it refers to were copied")
+                self.unit_finished.wait(POLL_SECONDS)
+        del self.early[step]
+        blocker = self.failed_dependency(step)
+        if blocker:
+            raise ParentFailed(blocker)
 
     def run_unit_in_worker(self, unit):
         try:
@@ -332,6 +388,13 @@ class Runner:
                 result.message = f"interrupted after {result.copied:,} rows; the chunk in progress was rolled back"
                 self.broken[(step.dest, step.model)] = step.label
                 self.recover(step)  # an aborted stream leaves its connections unusable
+                return False
+            except ParentFailed as exc:  # it loaded before its parents, and one of them failed
+                result.status, result.message, result.blocked_by = Status.BLOCKED, str(exc), exc.blocker
+                result.copied = 0  # rolled back
+                self.broken[(step.dest, step.model)] = exc.blocker
+                self.on_progress("skipped", step, message=str(exc))
+                self.recover(step)
                 return False
             except CopyError as exc:  # a refused or unreadable row: a retry would meet it again
                 self.mark_failed(step, result, str(exc))

@@ -262,3 +262,23 @@ def test_plan_at_v2_and_the_json_report_say_each_table_s_path(source, dest, repo
     book, alltypes = result.entry("copytest.Book"), result.entry("copytest.AllTypes")
     assert book["method"] == "stream" and "COPY FROM STDIN" in book["path"], book
     assert alltypes["method"] == "fast" and "FloatField" in alltypes["path"], alltypes
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("mysql_a", "pg_b"), h.pair("mysql_a", "mysql_b")])
+def test_text_in_a_character_set_whose_characters_hold_a_backslash_byte_streams_exactly(source, dest, report_path):
+    """The line SELECT escapes text byte by byte, which is exact in UTF-8 only: a Shift JIS column, where
+    表 is the bytes 0x95 0x5C (a backslash), is converted to utf8mb4 first."""
+    names = ["表", "表\\", "ソ\t表\n", "a\\b表\r", "能"]
+    table, column = h.qn(source, m.Tag._meta.db_table), h.qn(source, "name")
+    h.sql_for(source, f"ALTER TABLE {table} MODIFY {column} varchar(50) CHARACTER SET sjis NOT NULL")
+    try:
+        m.Tag.objects.using(source).bulk_create(m.Tag(name=name) for name in names)
+        with connections[source].cursor() as cursor:
+            cursor.execute(f"SELECT HEX({column}) FROM {table} WHERE {column} = %s", ["表"])
+            assert cursor.fetchone()[0] == "955C"  # stored in Shift JIS, as the test means
+        result = h.dbcopy("copy", "copytest.Tag", source=source, dest=dest, report_json=report_path)
+        h.assert_ok(result)
+        assert result.entry("copytest.Tag")["method"] == "stream"
+        assert sorted(m.Tag.objects.using(dest).values_list("name", flat=True)) == sorted(names)
+    finally:
+        h.sql_for(source, f"ALTER TABLE {table} MODIFY {column} varchar(50) NOT NULL")

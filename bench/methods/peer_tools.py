@@ -27,7 +27,7 @@ PGLOADER_FROM_MYSQL = """\
 LOAD DATABASE
      FROM {source}
      INTO {dest}
-WITH data only, truncate
+WITH data only, truncate{options}
 EXCLUDING TABLE NAMES MATCHING '{skipped}'
 ALTER SCHEMA '{schema}' RENAME TO 'public';
 """
@@ -35,7 +35,7 @@ PGLOADER_FROM_SQLITE = """\
 LOAD DATABASE
      FROM {source}
      INTO {dest}
-WITH data only, truncate
+WITH data only, truncate{options}
 EXCLUDING TABLE NAMES LIKE '{skipped}';
 """
 
@@ -51,11 +51,15 @@ def url(alias, scheme):
     return f"{scheme}://{user}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-def pgloader(source, dest, out_dir, name):
-    """Write the pgloader command file (data only, into the migrated tables); return the argv."""
+def pgloader(source, dest, out_dir, name, prefetch_rows=None):
+    """Write the pgloader command file (data only, into the migrated tables); return the argv.
+
+    prefetch_rows: pgloader's own remedy when its heap runs out (default 100,000 rows per table in flight).
+    """
     template = PGLOADER_FROM_SQLITE if DATABASES[source]["ENGINE"].endswith("sqlite3") else PGLOADER_FROM_MYSQL
+    options = f", prefetch rows = {prefetch_rows}" if prefetch_rows else ""
     load = template.format(source=url(source, "mysql"), dest=url(dest, "postgresql"), skipped=SKIPPED_TABLE,
-                           schema=DATABASES[source]["NAME"])
+                           schema=DATABASES[source]["NAME"], options=options)
     path = out_dir / f"peers-{name}.load"
     path.write_text(load)
     return ["pgloader", str(path)]

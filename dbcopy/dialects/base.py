@@ -156,12 +156,20 @@ class Dialect:
             False, f"no database-to-database stream from {source.connection.vendor} into {self.connection.vendor}"
         )
 
-    def stream_table(self, step, source, on_rows, translations=None):
+    def stream_table(self, step, source, on_rows, translations=None, parents_loaded=None):
         """Copy the whole table database to database; None where this pair of vendors can't.
 
         translations: {field: {source id: destination id}} for content type / permission columns.
+        parents_loaded(stopped=None): wait until the tables the step's foreign keys need are loaded and
+        committed (the runner may start a table while they still load; see
+        checks_references_after_loading); call it before anything that checks those keys.
         """
         return None
+
+    def checks_references_after_loading(self, step):
+        """Return whether a stream into the table checks its foreign keys once, after loading the rows:
+        then it may load while the tables it refers to still load (parents_loaded() before the check)."""
+        return False
 
     def update_rows(self, table, fields, pk_fields, rows):
         """Update rows by primary key; each row holds the fields' prepared values, then its pk values."""

@@ -115,7 +115,9 @@ class _MySQLSpelling:
     """MariaDB/MySQL: CONCAT_WS over the columns, as bytes (CAST … AS BINARY: no decoding on the client).
 
     Special characters come from CHAR(): string literals' backslashes depend on the session's sql_mode.
-    Text is converted to utf8mb4 first: a latin1 column's bytes are not what the loader reads.
+    Text is converted to utf8mb4 first (a latin1 column's bytes are not what the loader reads), then
+    escaped as bytes: in UTF-8 a byte below 128 is never part of another character, so a byte-wise
+    REPLACE is exact, and it skips the collation-aware matching that took half the SELECT's time.
     """
 
     null = "CHAR(92, 78)"  # \N
@@ -124,7 +126,7 @@ class _MySQLSpelling:
         if kind in ("int", "bool", "duration_microseconds"):
             return column
         if kind in ("text", "json"):
-            return f"CONVERT({column} USING utf8mb4)"
+            return f"CAST(CONVERT({column} USING utf8mb4) AS BINARY)"
         if kind in ("decimal", "date", "datetime", "time", "float"):
             # CAST AS CHAR: datetime(6) with its six digits, doubles in their shortest exact form.
             return f"CAST({column} AS CHAR)"
@@ -142,7 +144,7 @@ class _MySQLSpelling:
 
     def escape(self, expression):
         for char, code in (("92", "92, 92"), ("9", "92, 116"), ("10", "92, 110"), ("13", "92, 114")):
-            expression = f"REPLACE({expression}, CHAR({char} USING utf8mb4), CHAR({code} USING utf8mb4))"
+            expression = f"REPLACE({expression}, CHAR({char}), CHAR({code}))"
         return expression
 
     def or_null(self, expression):

@@ -342,7 +342,10 @@ class MySQLDialect(Dialect):
                   "FK checks off, one anti-join per foreign key before the commit",
         )
 
-    def stream_table(self, step, source, on_rows, translations=None):
+    def checks_references_after_loading(self, step):
+        return True  # LOAD DATA runs with foreign_key_checks off; _verify_references() checks once
+
+    def stream_table(self, step, source, on_rows, translations=None, parents_loaded=None):
         """Pipe the source's rows into `LOAD DATA LOCAL INFILE` through a FIFO, in one transaction.
 
         From PostgreSQL its `COPY (SELECT …) TO STDOUT` feeds the FIFO; from MariaDB/MySQL and SQLite
@@ -365,7 +368,7 @@ class MySQLDialect(Dialect):
         with tempfile.TemporaryDirectory(prefix="dbcopy-") as folder:
             producer.fifo = os.path.join(folder, "rows.tsv")
             os.mkfifo(producer.fifo, 0o600)
-            stream = _Stream(self, step, loader, producer, kill=self._kill)
+            stream = _Stream(self, step, loader, producer, kill=self._kill, parents_loaded=parents_loaded)
             interrupted = False
             try:
                 return self._run_stream(stream, source, on_rows)
@@ -485,14 +488,22 @@ class MySQLDialect(Dialect):
             loader.close()
             return None
         cursor.execute(_SESSION_MODES)
+        isolation = getattr(self.connection, "isolation_level", None)  # Django's, from OPTIONS (validated)
+        if isolation:
+            cursor.execute(f"SET SESSION TRANSACTION ISOLATION LEVEL {isolation.upper()}")
         # InnoDB checks each row's FKs one random index lookup at a time, which dominates a large
         # load; the rows are checked all at once in _verify_references() before the commit instead.
         cursor.execute("SET SESSION foreign_key_checks = 0")
         loader.autocommit(False)
         return loader
 
-    def _load(self, loader, step, fifo, stopped=lambda: False):
-        """Run LOAD DATA and the checks a commit needs; roll back on any error. Return the rows loaded."""
+    def _load(self, loader, step, fifo, stopped=lambda: False, parents_loaded=None):
+        """Run LOAD DATA and the checks a commit needs; roll back on any error. Return the rows loaded.
+
+        The FK check waits for parents_loaded(): the tables referred to may still be loading on other
+        workers. It is the transaction's first read of them, so it sees their commits (InnoDB takes a
+        REPEATABLE READ snapshot at the first read; under READ COMMITTED each statement sees the latest).
+        """
         cursor = loader.cursor()
         try:
             cursor.execute(self.load_data_sql(step, fifo))
@@ -503,6 +514,10 @@ class MySQLDialect(Dialect):
                 cursor.execute("SHOW WARNINGS LIMIT 1")
                 level, code, message = cursor.fetchone()
                 raise LoadDataWarning(f"LOAD DATA reported {level.lower()} {code}: {message}")
+            if parents_loaded is not None:
+                parents_loaded(stopped)
+                if stopped():
+                    return rows
             self._verify_references(cursor, step)
         except Exception:
             loader.rollback()
@@ -553,14 +568,14 @@ class _Stopped(Exception):
 class _Stream:
     """The two threads of one table's stream and the loading connection they share with the caller."""
 
-    def __init__(self, dialect, step, loader, producer, kill):
+    def __init__(self, dialect, step, loader, producer, kill, parents_loaded=None):
         self.step, self.loader, self.producer, self.kill = step, loader, producer, kill
         self.loader_id = loader.thread_id()  # asked now: mysqlclient refuses while LOAD DATA runs
         # Our own handle on the loading connection's socket, valid whatever the driver does with its
         # descriptor, to sever a connection the server has dropped (see _WATCH_SECONDS).
         self.loader_socket = socket.socket(fileno=os.dup(loader.fileno()))
         self.stopped = False
-        self.loading = _Loading(dialect, loader, step, producer.fifo, lambda: self.stopped)
+        self.loading = _Loading(dialect, loader, step, producer.fifo, lambda: self.stopped, parents_loaded)
 
     def start(self):
         self.producer.start()
@@ -615,14 +630,15 @@ class _Stream:
 class _Loading(threading.Thread):
     """Run LOAD DATA on the loading connection, off the main thread (which handles signals)."""
 
-    def __init__(self, dialect, loader, step, fifo, stopped):
+    def __init__(self, dialect, loader, step, fifo, stopped, parents_loaded=None):
         super().__init__(name=f"dbcopy-load-data-{step.table}", daemon=True)
         self.dialect, self.loader, self.step, self.fifo, self.stopped = dialect, loader, step, fifo, stopped
+        self.parents_loaded = parents_loaded
         self.rows = self.failure = None
 
     def run(self):
         try:
-            self.rows = self.dialect._load(self.loader, self.step, self.fifo, self.stopped)
+            self.rows = self.dialect._load(self.loader, self.step, self.fifo, self.stopped, self.parents_loaded)
         except Exception as exc:  # noqa: BLE001 - re-raised by the main thread
             self.failure = exc
 

@@ -224,7 +224,19 @@ class PostgreSQLDialect(Dialect):
             how = f"{source.connection.display_name} SELECT spelling COPY lines → COPY FROM STDIN"
         return StreamPlan(True, f"{how}; {self.load_checks(step.table).reason}")
 
-    def stream_table(self, step, source, on_rows, translations=None):
+    def checks_references_after_loading(self, step):
+        # Under REPEATABLE READ (a user's OPTIONS) the check could not see rows committed after the load began.
+        return self.has_copy and self.reads_latest_commits() and self.load_checks(step.table).once_per_table
+
+    def reads_latest_commits(self):
+        """Return whether the connection's statements each see the latest commits (READ COMMITTED)."""
+        if "isolation" not in self.__dict__:
+            with self.connection.cursor() as cursor:
+                cursor.execute("SHOW transaction_isolation")
+                self.isolation = cursor.fetchone()[0]
+        return self.isolation in ("read committed", "read uncommitted")
+
+    def stream_table(self, step, source, on_rows, translations=None, parents_loaded=None):
         """Stream the table into `COPY … FROM STDIN` in one transaction; None where this pair can't.
 
         From PostgreSQL the source's own `COPY (SELECT …) TO STDOUT` feeds it, no Python per row; from
@@ -235,14 +247,16 @@ class PostgreSQLDialect(Dialect):
         if not self.has_copy:
             return None
         if isinstance(source, PostgreSQLDialect):
-            return self._stream_from_postgresql(step, source, on_rows, translations) if source.has_copy else None
+            if not source.has_copy:
+                return None
+            return self._stream_from_postgresql(step, source, on_rows, translations, parents_loaded)
         sql = lines.line_select_sql(source, self, step, self.wire_kinds(step), translations)
         if not sql:
             return None
         feed = lines.LineFeed(source, sql)
         reader = _FeedReader(feed, on_rows)
         try:
-            self._copy_in(step, reader)
+            self._copy_in(step, reader, parents_loaded=parents_loaded)
         except DatabaseError as exc:
             if exc is reader.failure:  # reading failed, not loading
                 raise SourceFault(source.alias, exc) from exc
@@ -254,7 +268,7 @@ class PostgreSQLDialect(Dialect):
             reader.close()  # reads the rest of a result cut short by the destination, keeping the snapshot
         return feed.rows
 
-    def _stream_from_postgresql(self, step, source, on_rows, translations):
+    def _stream_from_postgresql(self, step, source, on_rows, translations, parents_loaded=None):
         """Pipe the source's `COPY (SELECT …) TO STDOUT` into `COPY … FROM STDIN`, no Python per row.
 
         In COPY's binary format where every column has the same type on both sides (a quarter less
@@ -299,7 +313,7 @@ class PostgreSQLDialect(Dialect):
         counter = (_BinaryCountingReader if binary else _CountingReader)(os.fdopen(read_fd, "rb"), on_rows)
         producer.start()
         try:
-            rows = self._copy_in(step, counter, before_commit=source_failed, binary=binary)
+            rows = self._copy_in(step, counter, before_commit=source_failed, binary=binary, parents_loaded=parents_loaded)
         finally:
             counter.close()  # unblocks a producer still writing when the destination gave up
             producer.join()
@@ -323,15 +337,18 @@ class PostgreSQLDialect(Dialect):
                 cache[table] = dict(cursor.fetchall())
         return cache[table]
 
-    def _copy_in(self, step, reader, before_commit=lambda: None, binary=False):
+    def _copy_in(self, step, reader, before_commit=lambda: None, binary=False, parents_loaded=None):
         """Run `COPY … FROM STDIN` from the reader in one transaction, checking FKs once where it may.
 
         Return the number of rows COPY loaded.
         """
+        parents_loaded = parents_loaded or (lambda: None)
         with transaction.atomic(using=self.alias):
             checked_here = self.load_checks(step.table).once_per_table
             if checked_here:
                 self.execute(["SET LOCAL session_replication_role = replica"])
+            else:
+                parents_loaded()  # the FK triggers check each row as COPY reads it
             try:
                 with self.connection.cursor() as cursor, self.connection.wrap_database_errors:
                     cursor.copy_expert(self.copy_from_sql(step.table, step.fields, binary), reader, size=_COPY_BLOCK)
@@ -342,6 +359,9 @@ class PostgreSQLDialect(Dialect):
                 raise
             before_commit()
             if checked_here:
+                # The rows referred to may have been loaded meanwhile by other workers: the anti-join
+                # runs once they are committed (READ COMMITTED: each statement sees the latest commits).
+                parents_loaded()
                 self.verify_references(step)
         reader.finished(rows)
         return rows

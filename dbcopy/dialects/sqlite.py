@@ -119,12 +119,14 @@ class SQLiteDialect(Dialect):
     def stream_plan(self, step, source):
         return sqlite_stream.stream_plan(self, step, source)
 
-    def stream_table(self, step, source, on_rows, translations=None):
+    def stream_table(self, step, source, on_rows, translations=None, parents_loaded=None):
         """Load the table with executemany() of one INSERT in one transaction, from a PostgreSQL or
         MariaDB/MySQL source that spells each value as Django's SQLite backend stores it (sqlite_stream.py).
 
         Return the rows copied, or None where this pair or table can't be spelled exactly.
         """
+        if parents_loaded is not None:
+            parents_loaded()  # SQLite checks each row's keys as it is inserted
         return sqlite_stream.stream_table(self, step, source, on_rows, translations)
 
     def foreign_key_referrers(self, tables):
