@@ -73,7 +73,8 @@ def measure(argv, log_path):
     read_end, write_end = os.pipe()
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "-I", "-S", "-c", LAUNCHER, str(write_end), *argv], cwd=REPO_DIR,
-                                   stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=(write_end,))
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   pass_fds=(write_end,))  # no stdin: a crashed pgloader's debugger then exits
         os.close(write_end)
         process.wait()
     with os.fdopen(read_end) as report:

@@ -256,7 +256,11 @@ def verify(dest, status, tables, source_rows, schema_before, log_path):
     counted = [table for table in tables if dest_rows[table] != source_rows[table]]
     if counted:
         problems.append("counts " + ", ".join(f"{t} {source_rows[t]:,}≠{_count(dest_rows[t])}" for t in counted))
-    found, compared = content.differences(SOURCE, dest, tables)
+    try:
+        found, compared = content.differences(SOURCE, dest, tables)
+    except Exception as exc:  # noqa: BLE001 - a crashed peer can leave rows content.py cannot even read
+        found, compared = {}, 0
+        problems.append(f"values not comparable ({type(exc).__name__}: {exc})")
     values = [f"{table} {_rows(differing)} (first: {', '.join(map(str, first))})"
               for table, (differing, first) in found.items() if table not in counted]
     if values:
