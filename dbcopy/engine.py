@@ -1,6 +1,7 @@
 """Copy a CopyPlan: the copy strategy (one table's rows in keyset chunks or one stream) and run_plan()."""
 
 from dataclasses import replace
+from functools import partial
 
 from django.db import DatabaseError, models, transaction
 from django.db.models import Case, Max, Value, When
@@ -260,7 +261,7 @@ class CopyStrategy:
         try:
             copied = runner.dialect(step.dest).stream_table(
                 step, runner.reader(step), on_rows, translations,
-                parents_loaded=lambda stopped=lambda: False: runner.await_parents(step, stopped),
+                parents_loaded=partial(runner.await_parents, step),
             )
         except WRITE_ERRORS as exc:
             if runner.is_transient(step, exc) or isinstance(exc, SourceFault):

@@ -41,7 +41,7 @@ class ParentFailed(DbcopyError):
 
     def __init__(self, blocker):
         self.blocker = blocker
-        super().__init__(f"not copied: it depends on {blocker}, which failed")
+        super().__init__(f"{blocker}, which the table refers to, failed")
 
 
 class SourceFault(DbcopyError):

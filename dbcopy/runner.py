@@ -331,10 +331,8 @@ class Runner:
     def run_step(self, step):
         blocker = self.failed_dependency(step)
         if blocker:
-            message = f"not copied: it depends on {blocker}, which failed"
-            self.results[step] = StepResult(step, Status.BLOCKED, message=message, blocked_by=blocker)
-            self.broken[(step.dest, step.model)] = blocker
-            self.progress("skipped", step, message=message)
+            self.results[step] = StepResult(step)
+            self.mark_blocked(step, self.results[step], blocker)
             return
         if self.stop_signal:
             return
@@ -390,10 +388,8 @@ class Runner:
                 self.recover(step)  # an aborted stream leaves its connections unusable
                 return False
             except ParentFailed as exc:  # it loaded before its parents, and one of them failed
-                result.status, result.message, result.blocked_by = Status.BLOCKED, str(exc), exc.blocker
                 result.copied = 0  # rolled back
-                self.broken[(step.dest, step.model)] = exc.blocker
-                self.on_progress("skipped", step, message=str(exc))
+                self.mark_blocked(step, result, exc.blocker)
                 self.recover(step)
                 return False
             except CopyError as exc:  # a refused or unreadable row: a retry would meet it again
@@ -446,6 +442,13 @@ class Runner:
         result.status, result.message = Status.FAILED, message
         self.broken[(step.dest, step.model)] = step.label
         self.on_progress("error", step, message=message)
+
+    def mark_blocked(self, step, result, blocker):
+        """Record that the step was not copied because a table it depends on failed."""
+        result.status, result.blocked_by = Status.BLOCKED, blocker
+        result.message = f"not copied: it depends on {blocker}, which failed"
+        self.broken[(step.dest, step.model)] = blocker
+        self.on_progress("skipped", step, message=result.message)
 
     def failed_dependency(self, step):
         for target in required_targets(step):
