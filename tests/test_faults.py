@@ -60,6 +60,15 @@ def backend_id(alias):
     return raw.get_backend_pid() if h.alias_vendor(alias) == "postgresql" else raw.thread_id()
 
 
+def started_backend_id(alias, started):
+    """Return the server id of this thread's connection, as read when the step started if it is still
+    the same connection: a stream's reading thread may be inside a fetch on it now, and mysqlclient
+    refuses a second thread's call (thread_id() included) while one runs."""
+    if started and connections[alias].connection is started["raw"]:
+        return started["backend"]
+    return backend_id(alias)
+
+
 def kill_backend(alias, backend):
     """Kill a server connection from a second connection of our own."""
     connection = connections[alias]
@@ -82,9 +91,12 @@ def kill_at_chunk(monkeypatch, label, alias, chunk=2, backends=None):
     """
     original = Runner.progress
     state = {"chunks": 0, "killed": 0}
-    backends = backends or (lambda: [backend_id(alias)])
+    started = {}
+    backends = backends or (lambda: [started_backend_id(alias, started)])
 
     def progress(self, event, step, **data):
+        if event == "start" and step is not None and step.label == label:
+            started.update(raw=connections[alias].connection, backend=backend_id(alias))
         if event == "chunk" and step is not None and step.label == label and not state["killed"]:
             state["chunks"] += 1
             if state["chunks"] >= chunk:
