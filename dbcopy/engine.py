@@ -139,6 +139,13 @@ class CopyStrategy:
         self.copy_chunks(step, result)
         self.finish_reading(step, result)
 
+    def streams(self, step):
+        """Return whether the step's table takes a database-to-database stream (what the plan says)."""
+        return (
+            self.writer == "fast" and self.rows.can_stream
+            and bool(stream_plan(self.runner.dialect(step.dest), step, self.runner.reader(step)))
+        )
+
     def loads_before_parents(self, step):
         """Return whether the step's table may load while the tables its foreign keys need still do: a
         stream whose destination checks those keys once, after the load, where the check can wait."""

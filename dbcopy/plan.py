@@ -390,16 +390,20 @@ def splittable(step):
     return type(field) in INTEGER_KEYS
 
 
-def range_count(step, jobs, rows=None):
+def range_count(step, jobs, rows=None, streams=False):
     """Return how many key ranges a run with `jobs` workers copies the step's table in (1: whole).
 
     rows: the table's source rows (default: the plan's count). A table is split once it holds
     DBCOPY_SPLIT_ROWS rows, into as many ranges as workers may write to its destination at once.
+    streams: whether the table streams into its destination, where some bulk loaders take it whole.
     """
     rows = step.source_rows if rows is None else rows
     if jobs < 2 or rows is None or rows < max(1, conf.get("SPLIT_ROWS")) or not splittable(step):
         return 1
-    return max(1, min(jobs, dialect_for(step.dest).max_concurrent_writers, rows))
+    dest = dialect_for(step.dest)
+    if streams and not dest.splits_streamed_tables:
+        return 1
+    return max(1, min(jobs, dest.max_concurrent_writers, rows))
 
 
 def key_ranges(step, parts, rows):

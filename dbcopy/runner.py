@@ -167,7 +167,8 @@ class Runner:
         rows = self.counted.get(step)
         if not getattr(self.strategy, "can_split", False) or rows is None:
             return None
-        parts = range_count(step, self.jobs, rows)
+        streams = getattr(self.strategy, "streams", lambda step: False)(step)
+        parts = range_count(step, self.jobs, rows, streams=streams)
         if parts < 2:
             return None
         self.reader(step)  # the boundaries are read in the snapshot

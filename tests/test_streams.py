@@ -9,6 +9,7 @@ from django.db import connections
 from django.test import override_settings
 
 from dbcopy.dialects import dialect_for, lines
+from dbcopy.dialects import mysql as mysql_dialect
 from dbcopy.dialects import postgresql as pg_dialect
 from dbcopy.plan import build_plan
 from dbcopy.runner import Runner
@@ -282,3 +283,73 @@ def test_text_in_a_character_set_whose_characters_hold_a_backslash_byte_streams_
         assert sorted(m.Tag.objects.using(dest).values_list("name", flat=True)) == sorted(names)
     finally:
         h.sql_for(source, f"ALTER TABLE {table} MODIFY {column} varchar(50) NOT NULL")
+
+
+# ----------------------------------------------------------------------------------------
+# MariaDB's bulk insert into an empty table, and the FK check that reads the table just loaded
+# ----------------------------------------------------------------------------------------
+
+
+def test_bulk_insert_is_taken_only_from_the_mariadb_releases_that_fixed_it():
+    fixed = mysql_dialect._fixed_bulk_insert
+    assert [fixed(v) for v in [(10, 6, 20), (10, 11, 10), (10, 11, 11), (10, 11, 19), (11, 0, 6)]] == [
+        False, False, True, True, False]
+    assert [fixed(v) for v in [(11, 4, 4), (11, 4, 5), (11, 7, 1), (11, 7, 2), (12, 0, 1)]] == [
+        False, True, False, True, True]
+
+
+@pytest.mark.parametrize("source,dest", [h.pair("pg_a", "mysql_b"), h.pair("mysql_a", "mysql_b"), h.pair("sqlite_a", "mysql_b")])
+def test_a_duplicate_only_the_destination_refuses_rolls_the_bulk_insert_back_and_names_the_row(
+    source, dest, report_path
+):
+    """An empty table loads by bulk insert (unique_checks off, indexes built by sorting); a duplicate in
+    a unique index the destination alone has still fails the load, and the value-by-value path names it."""
+    connection = connections[dest]
+    loader = dialect_for(dest)._loading_connection()
+    try:
+        if connection.mysql_is_mariadb and mysql_dialect._fixed_bulk_insert(connection.mysql_version):
+            assert loader.bulk_insert, "this server should take the bulk insert: the test would prove nothing"
+    finally:
+        loader.close()
+    texts = [m.FreeText(pk=pk, title=f"title {pk}", body=f"body {pk}") for pk in range(1, 41)]
+    texts.append(m.FreeText(pk=41, title="title 7", body="the same title as row 7"))
+    m.FreeText.objects.using(source).bulk_create(texts)
+    h.sql_for(dest, "CREATE UNIQUE INDEX copytest_freetext_title_by_hand ON copytest_freetext (title)")
+    try:
+        result = h.dbcopy("copy", "copytest.FreeText", source=source, dest=dest, report_json=report_path)
+        assert result.returncode == 1, str(result)
+        assert "streaming failed" in result.output, result.output  # the bulk insert was tried first
+        assert "copytest.FreeText pk=41" in result.output and "Traceback" not in result.output, result.output
+        assert result.entry("copytest.FreeText")["status"] == "failed"
+        assert not m.FreeText.objects.using(dest).filter(pk=41).exists()
+        kept = dict(m.FreeText.objects.using(dest).values_list("pk", "title"))
+        assert kept == {pk: f"title {pk}" for pk in range(1, 41)}  # the rows before it, as always
+    finally:
+        h.sql_for(dest, "DROP INDEX copytest_freetext_title_by_hand ON copytest_freetext")
+
+
+@pytest.mark.parametrize("primary_key", [True, False], ids=["primary-key", "no-primary-key"])
+@pytest.mark.parametrize("source,dest", [h.pair("pg_a", "mysql_b")])
+def test_the_fk_check_after_a_load_finds_an_orphan_with_or_without_a_primary_key(source, dest, primary_key):
+    """The check scans the loaded table by its primary key (FORCE INDEX), and by whatever the server
+    picks where the table has none (a legacy table)."""
+    dialect = dialect_for(dest)
+    key = "id bigint PRIMARY KEY" if primary_key else "id bigint"
+    h.sql_for(dest, "DROP TABLE IF EXISTS legacy_child")
+    h.sql_for(dest, f"CREATE TABLE legacy_child ({key}, tag_id bigint, FOREIGN KEY (tag_id) REFERENCES copytest_tag (id))")
+    try:
+        tag = m.Tag.objects.using(dest).create(name="present")
+        loader = dialect._loading_connection()
+        try:
+            cursor = loader.cursor()
+            cursor.execute(f"INSERT INTO legacy_child VALUES (1, {tag.pk}), (2, NULL), (3, {tag.pk + 1000})")
+            step = dataclasses.make_dataclass("Step", ["table", "key_range", "label"])("legacy_child", None, "legacy")
+            with pytest.raises(mysql_dialect.LoadDataWarning, match=rf"tag_id = {tag.pk + 1000}\) to a row of copytest_tag"):
+                dialect._verify_references(cursor, step)
+            cursor.execute("DELETE FROM legacy_child WHERE id = 3")
+            dialect._verify_references(cursor, step)  # nothing dangles now
+        finally:
+            loader.rollback()
+            loader.close()
+    finally:
+        h.sql_for(dest, "DROP TABLE IF EXISTS legacy_child")

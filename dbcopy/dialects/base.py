@@ -22,6 +22,8 @@ class Dialect:
     rejects_nul_in_text = False
     # Steps written to this database at the same time with --jobs.
     max_concurrent_writers = 64
+    # Whether a big table that streams into this database is split into key ranges with --jobs.
+    splits_streamed_tables = True
     # Whether a float column keeps NaN / ±Infinity as they are (elsewhere they become NULL or are refused).
     stores_float_nan = False
     stores_float_infinity = False
