@@ -298,12 +298,17 @@ def test_bulk_insert_is_taken_only_from_the_mariadb_releases_that_fixed_it():
         False, True, False, True, True]
 
 
+TITLE_COLUMN = "title varchar(10) NOT NULL COLLATE {}"
+
+
+@pytest.mark.parametrize("duplicate", ["title 7", "TITLE 7"], ids=["same", "same-for-the-collation"])
 @pytest.mark.parametrize("source,dest", [h.pair("pg_a", "mysql_b"), h.pair("mysql_a", "mysql_b"), h.pair("sqlite_a", "mysql_b")])
 def test_a_duplicate_only_the_destination_refuses_rolls_the_bulk_insert_back_and_names_the_row(
-    source, dest, report_path
+    source, dest, duplicate, report_path
 ):
     """An empty table loads by bulk insert (unique_checks off, indexes built by sorting); a duplicate in
-    a unique index the destination alone has still fails the load, and the value-by-value path names it."""
+    a unique index the destination alone has, even one only its collation sees, still fails the load,
+    and the value-by-value path names it."""
     connection = connections[dest]
     loader = dialect_for(dest)._loading_connection()
     try:
@@ -312,8 +317,10 @@ def test_a_duplicate_only_the_destination_refuses_rolls_the_bulk_insert_back_and
     finally:
         loader.close()
     texts = [m.FreeText(pk=pk, title=f"title {pk}", body=f"body {pk}") for pk in range(1, 41)]
-    texts.append(m.FreeText(pk=41, title="title 7", body="the same title as row 7"))
+    texts.append(m.FreeText(pk=41, title=duplicate, body="the same title as row 7"))
     m.FreeText.objects.using(source).bulk_create(texts)
+    # mysql_b is binary; a case-insensitive column, as most MariaDB databases have, makes "TITLE 7" collide.
+    h.sql_for(dest, f"ALTER TABLE copytest_freetext MODIFY {TITLE_COLUMN.format('utf8mb4_general_ci')}")
     h.sql_for(dest, "CREATE UNIQUE INDEX copytest_freetext_title_by_hand ON copytest_freetext (title)")
     try:
         result = h.dbcopy("copy", "copytest.FreeText", source=source, dest=dest, report_json=report_path)
@@ -326,6 +333,7 @@ def test_a_duplicate_only_the_destination_refuses_rolls_the_bulk_insert_back_and
         assert kept == {pk: f"title {pk}" for pk in range(1, 41)}  # the rows before it, as always
     finally:
         h.sql_for(dest, "DROP INDEX copytest_freetext_title_by_hand ON copytest_freetext")
+        h.sql_for(dest, f"ALTER TABLE copytest_freetext MODIFY {TITLE_COLUMN.format('utf8mb4_bin')}")
 
 
 @pytest.mark.parametrize("primary_key", [True, False], ids=["primary-key", "no-primary-key"])
