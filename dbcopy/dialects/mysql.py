@@ -343,7 +343,8 @@ class MySQLDialect(Dialect):
             how = f"{source.connection.display_name} SELECT spelling lines"
         return StreamPlan(
             True, f"{how} → LOAD DATA LOCAL INFILE through a FIFO (where the server allows it); "
-                  "FK checks off, one anti-join per foreign key before the commit",
+                  "FK checks off, one anti-join per foreign key before the commit; the table loads whole, "
+                  "never in key ranges (LOAD DATA holds its AUTO-INC lock)",
         )
 
     def checks_references_after_loading(self, step):
