@@ -170,3 +170,29 @@ def test_exclude_leaves_models_out(source, dest, report_path):
         if entry["model"] in ("copytest.Secret", "copytest.FreeText"):
             assert entry["status"] == "skipped" and entry["copied_rows"] in (0, None), entry
     h.assert_tables_equal(source, dest, [mo for mo in h.copytest_models() if mo not in (m.Secret, m.FreeText)])
+
+
+@pytest.mark.parametrize("alias", [pytest.param(a, marks=h.db_mark(a)) for a in ("sqlite_a", "pg_a", "mysql_a")])
+def test_the_columns_of_all_tables_in_one_query_are_what_django_introspects_per_table(alias):
+    """Pre-flight asks the catalog once per database; it must see what Django's introspection sees."""
+    from django.db import connections
+
+    from dbcopy.dialects import dialect_for
+
+    dialect = dialect_for(alias)
+    tables = sorted(model._meta.db_table for model in h.copytest_models())
+    h.sql_for(alias, "ALTER TABLE copytest_tag ADD COLUMN added_by_hand integer")
+    # PostgreSQL keeps a dropped column in its catalog, marked dropped.
+    h.sql_for(alias, "ALTER TABLE copytest_tag ADD COLUMN dropped_by_hand integer")
+    h.sql_for(alias, "ALTER TABLE copytest_tag DROP COLUMN dropped_by_hand")
+    try:
+        with connections[alias].cursor() as cursor:
+            expected = {
+                table: [c.name for c in connections[alias].introspection.get_table_description(cursor, table)]
+                for table in tables
+            }
+        assert dialect.column_names_of(tables) == expected
+        assert "added_by_hand" in expected["copytest_tag"] and "dropped_by_hand" not in expected["copytest_tag"]
+        assert dialect.column_names_of([]) == {}
+    finally:
+        h.sql_for(alias, "ALTER TABLE copytest_tag DROP COLUMN added_by_hand")

@@ -74,6 +74,10 @@ class Dialect:
             description = self.connection.introspection.get_table_description(cursor, table)
         return [column.name for column in description]
 
+    def column_names_of(self, tables):
+        """Return {table: its column names} for the tables (vendors ask their catalog once for all)."""
+        return {table: self.column_names(table) for table in tables}
+
     def implicit_column_names(self, table):
         """Return the names of columns the table answers to without listing them (none by default)."""
         return frozenset()
