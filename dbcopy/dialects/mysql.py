@@ -308,17 +308,12 @@ class MySQLDialect(Dialect):
                     [value for row in batch for value in row],
                 )
 
-    def column_names_of(self, tables):
-        # One catalog query instead of Django's two per table: a round trip each to a remote server.
-        if not tables:
-            return {}
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
-                f"AND TABLE_NAME IN ({', '.join(['%s'] * len(tables))}) ORDER BY TABLE_NAME, ORDINAL_POSITION",
-                list(tables),
-            )
-            return _columns_by_table(cursor.fetchall())
+    def columns_query(self, tables):
+        return (
+            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+            f"AND TABLE_NAME IN ({', '.join(['%s'] * len(tables))}) ORDER BY TABLE_NAME, ORDINAL_POSITION",
+            list(tables),
+        )
 
     def load_data_sql(self, step, path):
         targets, assignments = [], []
@@ -576,13 +571,6 @@ class MySQLDialect(Dialect):
             loader.rollback()
             raise
         return rows
-
-
-def _columns_by_table(rows):
-    columns = {}
-    for table, column in rows:
-        columns.setdefault(table, []).append(column)
-    return columns
 
 
 def _fixed_bulk_insert(version):

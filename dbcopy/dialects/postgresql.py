@@ -107,24 +107,16 @@ class PostgreSQLDialect(Dialect):
             cursor.execute("SELECT system_identifier, current_database() FROM pg_control_system()")
             return tuple(cursor.fetchone())
 
-    def column_names_of(self, tables):
-        # One catalog query instead of Django's two per table, with the tables Django's introspection
-        # sees: on the search path, plain, partitioned, foreign, views.
-        if not tables:
-            return {}
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON a.attrelid = c.oid "
-                "JOIN pg_namespace n ON c.relnamespace = n.oid "
-                "WHERE c.relkind IN ('f', 'm', 'p', 'r', 'v') AND c.relname = ANY(%s) "
-                "AND n.nspname NOT IN ('pg_catalog', 'pg_toast') AND pg_catalog.pg_table_is_visible(c.oid) "
-                "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum",
-                [list(tables)],
-            )
-            columns = {}
-            for table, column in cursor.fetchall():
-                columns.setdefault(table, []).append(column)
-            return columns
+    def columns_query(self, tables):
+        # The tables Django's introspection sees: on the search path; plain, partitioned, foreign, views.
+        return (
+            "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON a.attrelid = c.oid "
+            "JOIN pg_namespace n ON c.relnamespace = n.oid "
+            "WHERE c.relkind IN ('f', 'm', 'p', 'r', 'v') AND c.relname = ANY(%s) "
+            "AND n.nspname NOT IN ('pg_catalog', 'pg_toast') AND pg_catalog.pg_table_is_visible(c.oid) "
+            "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum",
+            [list(tables)],
+        )
 
     @property
     def has_copy(self):
