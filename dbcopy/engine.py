@@ -109,6 +109,11 @@ class CopyStrategy:
         return self.runner.chunk_size
 
     @property
+    def may_stream(self):
+        """Whether tables may take the database-to-database streams (the fast writer, rows from a database)."""
+        return self.writer == "fast" and self.rows.can_stream
+
+    @property
     def can_split(self):
         """Whether the runner may copy a big table as key ranges (the rows come from a database)."""
         return getattr(self.rows, "can_split", False)
@@ -129,7 +134,7 @@ class CopyStrategy:
         if not result.method:  # the first attempt: look at the destination once
             if not self.start(step, result):
                 return
-        if result.last_key is None and self.writer == "fast" and self.rows.can_stream and self.stream(step, result):
+        if result.last_key is None and self.may_stream and self.stream(step, result):
             result.method = "stream"
             return
         if self.writer == "bulk_create":
@@ -141,18 +146,12 @@ class CopyStrategy:
 
     def streams(self, step):
         """Return whether the step's table takes a database-to-database stream (what the plan says)."""
-        return (
-            self.writer == "fast" and self.rows.can_stream
-            and bool(stream_plan(self.runner.dialect(step.dest), step, self.runner.reader(step)))
-        )
+        return self.may_stream and bool(stream_plan(self.runner.dialect(step.dest), step, self.runner.reader(step)))
 
     def loads_before_parents(self, step):
         """Return whether the step's table may load while the tables its foreign keys need still do: a
         stream whose destination checks those keys once, after the load, where the check can wait."""
-        return (
-            self.writer == "fast" and self.rows.can_stream
-            and self.runner.dialect(step.dest).checks_references_after_loading(step)
-        )
+        return self.may_stream and self.runner.dialect(step.dest).checks_references_after_loading(step)
 
     def finish_reading(self, step, result):
         """Take the source's row count (and its deferred FK counts) from the reading, where it tells."""
